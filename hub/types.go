@@ -1,12 +1,17 @@
 package hub
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
 	"time"
 )
 
 // JobType is a scheduled job's type as spelled on the wire. Unknown values
-// are kept verbatim so that a newer hub never breaks the portal.
+// are kept verbatim so that a newer hub never breaks the portal; known
+// values are folded to their canonical spelling whatever their case.
 type JobType string
 
 const (
@@ -14,6 +19,23 @@ const (
 	TypeScheduleUpdateTwin   JobType = "scheduleUpdateTwin"
 	TypeScheduleDeviceMethod JobType = "scheduleDeviceMethod"
 )
+
+// Known reports whether t is one of the v2 job types the hub accepts on
+// create (scheduleUpdateTwin, scheduleDeviceMethod).
+func (t JobType) Known() bool {
+	return t == TypeScheduleUpdateTwin || t == TypeScheduleDeviceMethod
+}
+
+// UnmarshalJSON folds known spellings (the C# v1 SDK sends PascalCase) and
+// keeps anything else verbatim.
+func (t *JobType) UnmarshalJSON(b []byte) error {
+	s, err := enumString(b)
+	if err != nil {
+		return fmt.Errorf("job type: %w", err)
+	}
+	*t = JobType(fold(s, TypeUnknown, TypeScheduleUpdateTwin, TypeScheduleDeviceMethod))
+	return nil
+}
 
 // JobStatus is a job's status as spelled on the wire: "cancelled" with two
 // Ls. Unknown values are kept verbatim.
@@ -30,22 +52,124 @@ const (
 	StatusCancelled JobStatus = "cancelled"
 )
 
+var jobStatuses = []JobStatus{StatusUnknown, StatusEnqueued, StatusQueued, StatusScheduled,
+	StatusRunning, StatusCompleted, StatusFailed, StatusCancelled}
+
+// Normalized folds case and the single-L "canceled" of the devguide prose
+// into the wire's canonical spelling; unknown values come back unchanged.
+func (s JobStatus) Normalized() JobStatus {
+	if strings.EqualFold(string(s), "canceled") {
+		return StatusCancelled
+	}
+	return JobStatus(fold(string(s), jobStatuses...))
+}
+
+// Known reports whether s is one of the statuses the reference lists.
+func (s JobStatus) Known() bool {
+	n := s.Normalized()
+	for _, k := range jobStatuses {
+		if n == k {
+			return true
+		}
+	}
+	return false
+}
+
 // Terminal reports whether the job can no longer change (C# IsFinished).
 func (s JobStatus) Terminal() bool {
-	return s == StatusCompleted || s == StatusFailed || s == StatusCancelled
+	n := s.Normalized()
+	return n == StatusCompleted || n == StatusFailed || n == StatusCancelled
 }
 
 // Cancellable reports whether IoT Hub accepts a cancel in this state; a
 // running job answers OperationNotAllowedInCurrentState.
 func (s JobStatus) Cancellable() bool {
-	return s == StatusQueued || s == StatusEnqueued || s == StatusScheduled
+	n := s.Normalized()
+	return n == StatusQueued || n == StatusEnqueued || n == StatusScheduled
+}
+
+// UnmarshalJSON normalizes known spellings and keeps unknown ones verbatim.
+func (s *JobStatus) UnmarshalJSON(b []byte) error {
+	v, err := enumString(b)
+	if err != nil {
+		return fmt.Errorf("job status: %w", err)
+	}
+	*s = JobStatus(v).Normalized()
+	return nil
 }
 
 // Time is a timestamp parsed leniently: 7 fractional digits, with or
 // without a zone (no zone means UTC), and "0001-01-01T00:00:00" as zero.
-// It marshals back as RFC 3339 with 7 fractional digits, or is omitted
-// when zero (through omitzero).
+// It marshals back as RFC 3339 in UTC with 7 fractional digits (the wire's
+// own precision), as null when zero, or is omitted through omitzero.
 type Time struct{ time.Time }
+
+// wireTimeLayout is how the hub writes job times: 100 ns ticks and Z.
+const wireTimeLayout = "2006-01-02T15:04:05.0000000Z07:00"
+
+// Layouts tried in order. The hub's per-device and registry records omit
+// the zone ("2016-09-29T18:18:52.7418462"); .NET means UTC by that.
+var timeLayouts = []string{
+	time.RFC3339Nano,                // 2030-01-01T00:00:00.1234567Z, +01:00, no fraction
+	"2006-01-02T15:04:05.999999999", // no zone: UTC
+	"2006-01-02 15:04:05.999999999Z07:00",
+	"2006-01-02 15:04:05.999999999",
+}
+
+// ErrBadTime is returned for a timestamp no layout understands.
+var ErrBadTime = errors.New("hub: unparsable timestamp")
+
+// ParseTime parses s as the hub writes timestamps, leniently (see Time).
+// The empty string is the zero time.
+func ParseTime(s string) (Time, error) {
+	if s == "" {
+		return Time{}, nil
+	}
+	for _, layout := range timeLayouts {
+		if t, err := time.Parse(layout, s); err == nil {
+			return Time{t.UTC()}, nil
+		}
+	}
+	return Time{}, fmt.Errorf("%w %q", ErrBadTime, clip(s, 64))
+}
+
+// UnmarshalJSON accepts a string in any layout ParseTime understands, or null.
+func (t *Time) UnmarshalJSON(b []byte) error {
+	if bytes.Equal(b, []byte("null")) {
+		*t = Time{}
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("%w: not a JSON string", ErrBadTime)
+	}
+	v, err := ParseTime(s)
+	if err != nil {
+		return err
+	}
+	*t = v
+	return nil
+}
+
+// MarshalJSON writes the wire layout (UTC, 7 fractional digits) or null.
+func (t Time) MarshalJSON() ([]byte, error) {
+	if t.IsZero() {
+		return []byte("null"), nil
+	}
+	u := t.UTC()
+	if y := u.Year(); y < 0 || y > 9999 {
+		return nil, fmt.Errorf("%w: year %d outside 0000..9999", ErrBadTime, y)
+	}
+	return []byte(`"` + u.Format(wireTimeLayout) + `"`), nil
+}
+
+// String is the wire layout, or "" for the zero time.
+func (t Time) String() string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(wireTimeLayout)
+}
 
 // Job is JobResponse with the wire's field names.
 type Job struct {
@@ -75,6 +199,21 @@ func (j *Job) PlannedEnd() time.Time {
 	return j.StartTime.Add(time.Duration(j.MaxExecutionTimeInSeconds) * time.Second)
 }
 
+// absent reports whether a 200 answer describes no job at all. IoT Hub
+// answers GET /jobs/v2/{id} for an id it does not have (or for an
+// import/export job id) with 200 {"type":"unknown","status":"unknown"}
+// rather than 404; treating that as success would show an operator a job
+// that does not exist, or a cancel that never happened.
+func (j *Job) absent() bool {
+	switch j.Status.Normalized() {
+	case StatusUnknown:
+		return true
+	case "":
+		return j.Type == "" || j.Type == TypeUnknown
+	}
+	return false
+}
+
 // DeviceJobStatistics are the job's per-device counters.
 type DeviceJobStatistics struct {
 	DeviceCount    int32 `json:"deviceCount"`
@@ -94,7 +233,8 @@ type CloudToDeviceMethod struct {
 }
 
 // Twin is the subset of the twin shape a twin-update job carries. ETag must
-// be "*" on create: the hub only accepts forced updates.
+// be "*" on create: the hub only accepts forced updates (CreateJob fills it
+// in when empty).
 type Twin struct {
 	DeviceID   *string         `json:"deviceId,omitempty"`
 	ETag       string          `json:"etag,omitempty"`
@@ -119,8 +259,10 @@ type JobRequest struct {
 	MaxExecutionTimeInSeconds int64                `json:"maxExecutionTimeInSeconds,omitempty"`
 }
 
-// DeviceJobStatus is a per-device status from devices.jobs. Both spellings
-// of cancelled occur in the wild; Normalized folds them.
+// DeviceJobStatus is a per-device status from devices.jobs. Which spelling
+// of cancelled the hub uses there is unverified (C# says "canceled", Java
+// "cancelled"), so both are understood: decoding folds them, and case, to
+// the constants below. Unknown values are kept verbatim.
 type DeviceJobStatus string
 
 const (
@@ -131,6 +273,35 @@ const (
 	DeviceStatusFailed    DeviceJobStatus = "failed"
 	DeviceStatusCanceled  DeviceJobStatus = "canceled"
 )
+
+// Normalized folds "cancelled" into DeviceStatusCanceled, the job-level
+// "queued" into pending, and case; unknown values come back unchanged.
+func (s DeviceJobStatus) Normalized() DeviceJobStatus {
+	switch {
+	case strings.EqualFold(string(s), "cancelled"):
+		return DeviceStatusCanceled
+	case strings.EqualFold(string(s), "queued"):
+		return DeviceStatusPending
+	}
+	return DeviceJobStatus(fold(string(s), DeviceStatusPending, DeviceStatusScheduled,
+		DeviceStatusRunning, DeviceStatusCompleted, DeviceStatusFailed, DeviceStatusCanceled))
+}
+
+// Terminal reports whether the device's part of the job is over.
+func (s DeviceJobStatus) Terminal() bool {
+	n := s.Normalized()
+	return n == DeviceStatusCompleted || n == DeviceStatusFailed || n == DeviceStatusCanceled
+}
+
+// UnmarshalJSON normalizes known spellings and keeps unknown ones verbatim.
+func (s *DeviceJobStatus) UnmarshalJSON(b []byte) error {
+	v, err := enumString(b)
+	if err != nil {
+		return fmt.Errorf("device job status: %w", err)
+	}
+	*s = DeviceJobStatus(v).Normalized()
+	return nil
+}
 
 // DeviceJob is one record of SELECT * FROM devices.jobs. The field is
 // jobType, not type, and the times end in Utc.
@@ -189,4 +360,37 @@ type JobsPage struct {
 type DevicesPage struct {
 	Devices      []DeviceJob
 	Continuation string
+}
+
+// enumString decodes a JSON string enum; null is the empty value. Numbers
+// and objects are an error rather than a silent empty value.
+func enumString(b []byte) (string, error) {
+	if bytes.Equal(b, []byte("null")) {
+		return "", nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return "", errors.New("not a JSON string")
+	}
+	return s, nil
+}
+
+// fold returns the canonical spelling of s among known (case-insensitive),
+// or s unchanged when it is none of them.
+func fold[T ~string](s string, known ...T) string {
+	for _, k := range known {
+		if strings.EqualFold(s, string(k)) {
+			return string(k)
+		}
+	}
+	return s
+}
+
+// clip shortens s for an error message, so that a 1 MB id or body does not
+// end up in a log line.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
 }

@@ -1,0 +1,135 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the hub clients' Prometheus collectors. One *Metrics is shared
+// by every hub client of the process; the hub label tells them apart. A nil
+// *Metrics records nothing, so tests and tools need not build one.
+type Metrics struct {
+	calls     *prometheus.CounterVec   // hub, operation, outcome
+	latency   *prometheus.HistogramVec // hub, operation
+	throttled *prometheus.CounterVec   // hub, operation
+	retries   *prometheus.CounterVec   // hub, operation
+	reads     *prometheus.CounterVec   // hub, operation, source (budget layer)
+}
+
+// NewMetrics creates the collectors and registers them with reg (nil: not
+// registered). Call it once per registry; a second call on the same registry
+// reuses the collectors already registered instead of panicking.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hubjobs_hub_calls_total",
+			Help: "IoT Hub calls by hub, operation and outcome (ok, not_found, throttled, …), after retries.",
+		}, []string{"hub", "operation", "outcome"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "hubjobs_hub_call_duration_seconds",
+			Help:    "Duration of IoT Hub calls including retries and backoff.",
+			Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 25},
+		}, []string{"hub", "operation"}),
+		throttled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hubjobs_hub_throttled_total",
+			Help: "HTTP 429 answers from IoT Hub, per attempt.",
+		}, []string{"hub", "operation"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hubjobs_hub_retries_total",
+			Help: "Attempts beyond the first, per IoT Hub call.",
+		}, []string{"hub", "operation"}),
+		reads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hubjobs_hub_budget_reads_total",
+			Help: "Reads through the hub traffic budget by source: hub (a call was made), coalesced (shared another caller's call), cached (fresh within the TTL), stale (budget spent, last known data served), refused (budget spent, nothing known).",
+		}, []string{"hub", "operation", "source"}),
+	}
+	if reg != nil {
+		m.calls = register(reg, m.calls)
+		m.latency = register(reg, m.latency)
+		m.throttled = register(reg, m.throttled)
+		m.retries = register(reg, m.retries)
+		m.reads = register(reg, m.reads)
+	}
+	return m
+}
+
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+	if err := reg.Register(c); err != nil {
+		if are, ok := errors.AsType[prometheus.AlreadyRegisteredError](err); ok {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing
+			}
+		}
+		panic(err) // a name clash with another package's metric is a programming error
+	}
+	return c
+}
+
+func (m *Metrics) observeCall(hub, op string, err error, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.calls.WithLabelValues(hub, op, Outcome(err)).Inc()
+	m.latency.WithLabelValues(hub, op).Observe(d.Seconds())
+}
+
+func (m *Metrics) observeThrottled(hub, op string) {
+	if m != nil {
+		m.throttled.WithLabelValues(hub, op).Inc()
+	}
+}
+
+func (m *Metrics) observeRetry(hub, op string) {
+	if m != nil {
+		m.retries.WithLabelValues(hub, op).Inc()
+	}
+}
+
+// Budget read sources.
+const (
+	sourceHub       = "hub"
+	sourceCoalesced = "coalesced"
+	sourceCached    = "cached"
+	sourceStale     = "stale"
+	sourceRefused   = "refused"
+)
+
+func (m *Metrics) observeRead(hub, op, source string) {
+	if m != nil {
+		m.reads.WithLabelValues(hub, op, source).Inc()
+	}
+}
+
+// Outcome names err for a metric label or a log field: "ok", "not_found",
+// "not_cancellable", "throttled", "unauthorized", "conflict", "timeout",
+// "unavailable", "outcome_unknown", "invalid", "canceled" or "error".
+func Outcome(err error) string {
+	switch {
+	case err == nil:
+		return "ok"
+	case errors.Is(err, ErrOutcomeUnknown):
+		return "outcome_unknown"
+	case errors.Is(err, ErrNotFound):
+		return "not_found"
+	case errors.Is(err, ErrNotCancellable):
+		return "not_cancellable"
+	case errors.Is(err, ErrThrottled):
+		return "throttled"
+	case errors.Is(err, ErrUnauthorized):
+		return "unauthorized"
+	case errors.Is(err, ErrConflict):
+		return "conflict"
+	case errors.Is(err, ErrTimeout):
+		return "timeout"
+	case errors.Is(err, ErrUnavailable), errors.Is(err, ErrBadResponse), errors.Is(err, ErrResponseTooLarge):
+		return "unavailable"
+	case errors.Is(err, ErrInvalidJobID), errors.Is(err, ErrInvalidRequest):
+		return "invalid"
+	case errors.Is(err, context.Canceled):
+		return "canceled"
+	}
+	return "error"
+}
