@@ -1,30 +1,30 @@
 package main
 
-// STUB — owned by the ops helper (serve, demo, config, healthcheck); replace.
+// STUB — owned by the ops helper; the portal wiring of runServe and runDemo
+// lands once the portal's packages do (config, logging and healthcheck are
+// real already).
 
 import (
 	"context"
+	"errors"
 	"io"
 )
 
 func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	panic("stub")
+	fs := newFlagSet("serve")
+	path := fs.String("config", "", "config file (YAML; see config.example.yaml)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *path == "" {
+		return &usageError{"serve: --config FILE is required\nflags:\n" + flagUsage(fs)}
+	}
+	if _, err := loadConfig(*path, getenv); err != nil {
+		return err
+	}
+	return errors.New("serve: not wired yet")
 }
+
 func runDemo(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	panic("stub")
 }
-func runHealthcheck(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
-	panic("stub")
-}
-
-// config is the parsed YAML config (design.md "Config file"); the ops helper
-// owns and completes it. Other subcommands read only what they need.
-type config struct {
-	Audit struct {
-		Database string `yaml:"database"`
-	} `yaml:"audit"`
-}
-
-// loadConfig reads FILE, expands ${VAR}, applies HUBJOBS_* overrides and
-// validates; problems come back as one *usageError naming every bad key.
-func loadConfig(path string, getenv func(string) string) (*config, error) { panic("stub") }
