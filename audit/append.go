@@ -1,0 +1,176 @@
+package audit
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Append stores e at the head of the chain and returns it as stored: Seq,
+// Time (when zero), PrevHash and Hash filled in, every string escaped and
+// capped. The entry is committed (on disk for SQLite, synchronous=FULL)
+// before Append returns; a storage failure wraps ErrUnavailable and leaves
+// nothing behind, and an entry that makes no sense wraps ErrInvalid.
+func (s *Store) Append(ctx context.Context, e Entry) (Entry, error) {
+	return s.append(ctx, e, false)
+}
+
+// errSettled: the intent got an outcome meanwhile (see append's unlessSettled).
+var errSettled = errors.New("audit: intent already settled")
+
+// append is Append; with unlessSettled it writes nothing and returns
+// errSettled when an outcome for e.RequestID already exists, checked under
+// the chain lock so two replicas reconciling at once write one outcome.
+func (s *Store) append(ctx context.Context, e Entry, unlessSettled bool) (Entry, error) {
+	if err := validate(e); err != nil {
+		return Entry{}, err
+	}
+	e = sanitizeEntry(e)
+	if e.Time.IsZero() {
+		e.Time = s.now()
+	}
+	e.Time = e.Time.UTC().Truncate(time.Microsecond) // what the database keeps
+
+	start := time.Now()
+	stored, err := s.appendSerialised(ctx, e, unlessSettled)
+	s.metrics.observe(time.Since(start), err)
+	if err != nil {
+		return Entry{}, err
+	}
+	s.log(ctx, stored)
+	return stored, nil
+}
+
+func (s *Store) appendSerialised(ctx context.Context, e Entry, unlessSettled bool) (Entry, error) {
+	select {
+	case s.appendSlot <- struct{}{}:
+		defer func() { <-s.appendSlot }()
+	case <-ctx.Done():
+		return Entry{}, unavailable("append: waiting for the writer", ctx.Err())
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return Entry{}, unavailable("append: begin", err)
+	}
+	defer tx.Rollback()
+	if err := s.dialect.lock(ctx, tx, "chain"); err != nil {
+		return Entry{}, unavailable("append: lock chain", err)
+	}
+	if unlessSettled {
+		settled, err := hasOutcome(ctx, tx, e.RequestID)
+		if err != nil {
+			return Entry{}, unavailable("append: check outcome", err)
+		}
+		if settled {
+			return Entry{}, errSettled
+		}
+	}
+	var head int64
+	prev := genesisHash
+	err = tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit_entries ORDER BY seq DESC LIMIT 1`).Scan(&head, &prev)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return Entry{}, unavailable("append: read chain head", err)
+	}
+	e.Seq, e.PrevHash = head+1, prev
+	r := recordOf(e)
+	e.Hash = r.chainHash()
+	roles, err := json.Marshal(r.ActorRoles)
+	if err != nil {
+		return Entry{}, fmt.Errorf("audit: encode roles: %w", err)
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO audit_entries (`+entryColumns+`)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)`,
+		e.Seq, e.Time.UnixMicro(), r.Action, r.Result,
+		r.ActorIss, r.ActorSub, r.ActorName, r.ActorEmail, string(roles),
+		r.ClientIP, r.UserAgent, r.RequestID, r.Hub, r.JobID, r.Reason,
+		r.HubStatus, r.HubErrorCode, r.HubTrackingID, e.PrevHash, e.Hash)
+	if err != nil {
+		return Entry{}, unavailable("append: insert", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return Entry{}, unavailable("append: commit", err)
+	}
+	return e, nil
+}
+
+// log writes the stored entry as one line, group "audit" holding the export
+// keys, for SIEM shipping. Values are already escaped, so a JSON or text
+// handler alike keeps it on one line.
+func (s *Store) log(ctx context.Context, e Entry) {
+	if s.logger == nil {
+		return
+	}
+	r := recordOf(e)
+	s.logger.LogAttrs(ctx, slog.LevelInfo, "audit", slog.Group("audit",
+		slog.Int64("seq", r.Seq), slog.String("time", r.Time),
+		slog.String("action", r.Action), slog.String("result", r.Result),
+		slog.String("actor_iss", r.ActorIss), slog.String("actor_sub", r.ActorSub),
+		slog.String("actor_name", r.ActorName), slog.String("actor_email", r.ActorEmail),
+		slog.Any("actor_roles", r.ActorRoles),
+		slog.String("client_ip", r.ClientIP), slog.String("user_agent", r.UserAgent),
+		slog.String("request_id", r.RequestID), slog.String("hub", r.Hub),
+		slog.String("job_id", r.JobID), slog.String("reason", r.Reason),
+		slog.Int("hub_status", r.HubStatus), slog.String("hub_error_code", r.HubErrorCode),
+		slog.String("hub_tracking_id", r.HubTrackingID),
+		slog.String("prev_hash", r.PrevHash), slog.String("hash", r.Hash)))
+}
+
+// appendMetrics is nil unless WithRegisterer was given; its methods accept a
+// nil receiver so the append path needs no branches.
+type appendMetrics struct {
+	duration prometheus.Histogram
+	failures prometheus.Counter
+}
+
+func newAppendMetrics(r prometheus.Registerer) (*appendMetrics, error) {
+	m := &appendMetrics{
+		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "hubjobs_audit_append_duration_seconds",
+			Help:    "Time to append and commit one audit entry, successful or not.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}),
+		failures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hubjobs_audit_append_failures_total",
+			Help: "Audit appends that failed; each one refused a cancel with 503.",
+		}),
+	}
+	var err error
+	if m.duration, err = registerOrReuse(r, m.duration); err != nil {
+		return nil, err
+	}
+	if m.failures, err = registerOrReuse(r, m.failures); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// registerOrReuse lets a process reopen a Store on the same registry.
+func registerOrReuse[C prometheus.Collector](r prometheus.Registerer, c C) (C, error) {
+	err := r.Register(c)
+	var are prometheus.AlreadyRegisteredError
+	if errors.As(err, &are) {
+		if existing, ok := are.ExistingCollector.(C); ok {
+			return existing, nil
+		}
+	}
+	if err != nil {
+		return c, fmt.Errorf("audit: register metrics: %w", err)
+	}
+	return c, nil
+}
+
+func (m *appendMetrics) observe(d time.Duration, err error) {
+	if m == nil {
+		return
+	}
+	m.duration.Observe(d.Seconds())
+	if err != nil && !errors.Is(err, errSettled) {
+		m.failures.Inc()
+	}
+}

@@ -1,0 +1,240 @@
+// Package audit is hubjobs' durable, tamper-evident audit trail and the
+// portal's small persistent state (job snapshots, session revocations).
+//
+// One Store serves both backends: SQLite (modernc.org/sqlite, the default,
+// one process) and PostgreSQL (pgx, several replicas sharing one trail).
+// Entries form a hash chain: every entry carries the hash of the previous one,
+// and its own hash covers its canonical encoding (see README.md, "Canonical
+// encoding") so that an outside verifier can recompute it. Appends are
+// serialised inside the process and, on PostgreSQL, across replicas, and are
+// committed before Append returns. The database itself refuses UPDATE and
+// DELETE on the trail (triggers), so only someone who first drops the
+// triggers can rewrite history — and Verify then names the first bad entry.
+//
+// Every storage failure wraps ErrUnavailable: the portal answers 503 and,
+// for a cancel, refuses before any hub call.
+package audit
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Action names are public surface (design.md "Audit entry").
+type Action string
+
+const (
+	JobCancelIntent     Action = "job.cancel.intent"
+	JobCancelSucceeded  Action = "job.cancel.succeeded"
+	JobCancelRefused    Action = "job.cancel.refused"
+	JobCancelUnknown    Action = "job.cancel.unknown"
+	JobCancelDenied     Action = "job.cancel.denied"
+	JobCancelReconciled Action = "job.cancel.reconciled"
+	AuthLogin           Action = "auth.login"
+	AuthLoginFailed     Action = "auth.login_failed"
+	AuthLogout          Action = "auth.logout"
+	CSRFBlocked         Action = "csrf.blocked"
+	AuthzDenied         Action = "authz.denied"
+)
+
+// cancelOutcomes are the actions that settle a job.cancel.intent sharing
+// their RequestID. PendingIntents and Reconcile rely on this list.
+var cancelOutcomes = []Action{
+	JobCancelSucceeded, JobCancelRefused, JobCancelUnknown, JobCancelDenied, JobCancelReconciled,
+}
+
+// Actor is who acted, with the roles they held at the time.
+type Actor struct {
+	Issuer, Subject, Name, Email string
+	Roles                        []string
+}
+
+// Entry is one audit record. Seq, Time (when zero), PrevHash and Hash are set
+// by Append. Every string is stored escaped and length-capped (see sanitize).
+type Entry struct {
+	Seq           int64
+	Time          time.Time
+	Action        Action
+	Result        string
+	Actor         Actor
+	ClientIP      string
+	UserAgent     string
+	RequestID     string // intent and outcome of one cancel share it
+	Hub, JobID    string
+	Reason        string
+	HubStatus     int
+	HubErrorCode  string
+	HubTrackingID string
+	PrevHash      string
+	Hash          string
+}
+
+// Filter selects entries for GET /audit (newest first).
+//
+// User matches the actor's subject exactly, or a prefix of the actor's name
+// or e-mail, case-insensitively (ASCII only on SQLite). Since is inclusive,
+// Until exclusive; zero means unbounded. Limit defaults to DefaultListLimit
+// and is capped at MaxListLimit.
+type Filter struct {
+	User, Hub, JobID string
+	Action           Action
+	Since, Until     time.Time
+	BeforeSeq        int64 // paging: entries with Seq < BeforeSeq; 0 = newest
+	Limit            int
+}
+
+// Page sizes of List.
+const (
+	DefaultListLimit = 50
+	MaxListLimit     = 500
+)
+
+// Snapshot is the last answer the hub gave for a job.
+type Snapshot struct {
+	Hub, JobID string
+	Body       []byte // the job's JSON as the hub sent it
+	LastSeen   time.Time
+}
+
+var (
+	ErrNotFound    = errors.New("audit: not found")
+	ErrUnavailable = errors.New("audit: store unavailable")
+	// ErrInvalid is a caller mistake: a bad DSN, an entry without an action,
+	// an unknown export format. It never means the store is down.
+	ErrInvalid = errors.New("audit: invalid input")
+)
+
+// BrokenChainError names the first entry that does not verify.
+type BrokenChainError struct {
+	Seq    int64
+	Reason string
+}
+
+func (e *BrokenChainError) Error() string {
+	return fmt.Sprintf("audit: chain broken at seq %d: %s", e.Seq, e.Reason)
+}
+
+// Store is the audit trail plus the portal's small persistent state
+// (job snapshots, session revocations), on SQLite or PostgreSQL.
+// It is safe for concurrent use.
+type Store struct {
+	db      *sql.DB
+	dialect dialect
+	clock   func() time.Time
+	logger  *slog.Logger
+	metrics *appendMetrics
+
+	// appendSlot serialises appends inside the process (capacity 1). It is a
+	// channel rather than a mutex so that a caller's deadline still applies
+	// while it waits its turn.
+	appendSlot     chan struct{}
+	reconcileGrace time.Duration
+
+	snapMu   sync.Mutex
+	snapMemo map[snapshotKey]snapshotMemo
+
+	purgeMu   sync.Mutex
+	lastPurge time.Time
+}
+
+// Option configures Open.
+type Option func(*options)
+
+type options struct {
+	logger         *slog.Logger
+	registerer     prometheus.Registerer
+	clock          func() time.Time
+	reconcileGrace *time.Duration
+	mustExist      bool
+}
+
+// WithLogger emits every appended entry as one structured line (group
+// "audit", the export keys) on logger, for SIEM shipping. Without it entries
+// are stored but not logged.
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// WithRegisterer registers the append-latency histogram
+// (hubjobs_audit_append_duration_seconds) and failure counter
+// (hubjobs_audit_append_failures_total) on r.
+func WithRegisterer(r prometheus.Registerer) Option {
+	return func(o *options) { o.registerer = r }
+}
+
+// WithClock replaces time.Now (entry times, snapshot freshness, revocation
+// expiry, reconcile grace) — for tests.
+func WithClock(now func() time.Time) Option { return func(o *options) { o.clock = now } }
+
+// WithReconcileGrace sets how old a pending intent must be before Reconcile
+// settles it. The default is 0 on SQLite (one process owns the file, so at
+// start-up nothing else can be in flight) and 2 minutes on PostgreSQL, where
+// another replica may be between its intent and its outcome right now (a
+// cancel's whole hub budget is ≤ 25 s).
+func WithReconcileGrace(d time.Duration) Option {
+	return func(o *options) { o.reconcileGrace = &d }
+}
+
+// MustExist makes Open fail instead of creating a missing SQLite file, for
+// tools (audit verify/export) that must not report on an empty new trail.
+func MustExist() Option { return func(o *options) { o.mustExist = true } }
+
+// Open opens sqlite://PATH or postgres://… and applies the embedded
+// migrations. sqlite:///var/lib/x.db is the absolute /var/lib/x.db,
+// sqlite://x.db is relative to the working directory.
+func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	d, err := dialectFor(dsn, o.mustExist)
+	if err != nil {
+		return nil, err
+	}
+	db, err := d.open()
+	if err != nil {
+		return nil, fmt.Errorf("%w: open %s: %w", ErrUnavailable, d.name, err)
+	}
+	s := &Store{
+		db:             db,
+		dialect:        d,
+		clock:          time.Now,
+		logger:         o.logger,
+		appendSlot:     make(chan struct{}, 1),
+		reconcileGrace: d.reconcileGrace,
+		snapMemo:       make(map[snapshotKey]snapshotMemo),
+	}
+	if o.clock != nil {
+		s.clock = o.clock
+	}
+	if o.reconcileGrace != nil {
+		s.reconcileGrace = *o.reconcileGrace
+	}
+	if o.registerer != nil {
+		if s.metrics, err = newAppendMetrics(o.registerer); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
+	if err := migrate(ctx, db, d); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("%w: migrate %s: %w", ErrUnavailable, d.name, err)
+	}
+	return s, nil
+}
+
+// Close releases the database handle; later calls fail with ErrUnavailable.
+func (s *Store) Close() error { return s.db.Close() }
+
+// now is the store's clock in UTC at the precision the database keeps.
+func (s *Store) now() time.Time { return s.clock().UTC().Truncate(time.Microsecond) }
+
+// unavailable wraps a storage failure so callers can test for ErrUnavailable.
+func unavailable(op string, err error) error {
+	return fmt.Errorf("%w: %s: %w", ErrUnavailable, op, err)
+}

@@ -1,0 +1,155 @@
+package audit
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Ping proves the store accepts writes right now (for /readyz): it rewrites
+// the one heartbeat row. A read-only file, a full disk or a database that is
+// down fail here with ErrUnavailable, before a cancel finds out.
+func (s *Store) Ping(ctx context.Context) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO heartbeat (id, at_us) VALUES (1, $1)
+		ON CONFLICT (id) DO UPDATE SET at_us = excluded.at_us`, s.now().UnixMicro())
+	if err != nil {
+		return unavailable("ping", err)
+	}
+	return nil
+}
+
+// Snapshot freshness: SaveSnapshot skips the write when the body is the one
+// it last wrote for that job less than snapshotRefresh ago, so calling it
+// on every successful hub read (a page polled every 5 s by 200 browsers)
+// costs a hash, not a disk write. LastSeen is therefore accurate to within
+// snapshotRefresh. The memo holds at most snapshotMemoMax jobs and is reset
+// when full: forgetting only costs one extra write per job.
+const (
+	snapshotRefresh = time.Minute
+	snapshotMemoMax = 10_000
+	// MaxSnapshotBytes bounds one stored job body (a hub job is a few KB).
+	MaxSnapshotBytes = 1 << 20
+)
+
+type snapshotKey struct{ hub, jobID string }
+
+type snapshotMemo struct {
+	sum     [sha256.Size]byte
+	written time.Time
+}
+
+// SaveSnapshot records snap.Body as the last answer the hub gave for
+// (snap.Hub, snap.JobID), seen at snap.LastSeen (now when zero).
+func (s *Store) SaveSnapshot(ctx context.Context, snap Snapshot) error {
+	if snap.Hub == "" || snap.JobID == "" {
+		return fmt.Errorf("%w: snapshot needs a hub and a job id", ErrInvalid)
+	}
+	if len(snap.Body) > MaxSnapshotBytes {
+		return fmt.Errorf("%w: snapshot of %s/%s is %d bytes, over %d", ErrInvalid, snap.Hub, snap.JobID, len(snap.Body), MaxSnapshotBytes)
+	}
+	seen := snap.LastSeen
+	if seen.IsZero() {
+		seen = s.now()
+	}
+	key := snapshotKey{snap.Hub, snap.JobID}
+	sum := sha256.Sum256(snap.Body)
+
+	s.snapMu.Lock()
+	memo, ok := s.snapMemo[key]
+	s.snapMu.Unlock()
+	if ok && memo.sum == sum && seen.Sub(memo.written) < snapshotRefresh {
+		return nil
+	}
+
+	_, err := s.db.ExecContext(ctx, `INSERT INTO job_snapshots (hub, job_id, body, last_seen_us)
+		VALUES ($1, $2, $3, $4)
+		ON CONFLICT (hub, job_id) DO UPDATE SET body = excluded.body, last_seen_us = excluded.last_seen_us`,
+		snap.Hub, snap.JobID, snap.Body, seen.UnixMicro())
+	if err != nil {
+		return unavailable("save snapshot", err)
+	}
+	s.snapMu.Lock()
+	if len(s.snapMemo) >= snapshotMemoMax {
+		clear(s.snapMemo)
+	}
+	s.snapMemo[key] = snapshotMemo{sum: sum, written: seen}
+	s.snapMu.Unlock()
+	return nil
+}
+
+// Snapshot returns the last answer kept for (hub, jobID), or ErrNotFound.
+func (s *Store) Snapshot(ctx context.Context, hub, jobID string) (Snapshot, error) {
+	snap := Snapshot{Hub: hub, JobID: jobID}
+	var seenUS int64
+	err := s.db.QueryRowContext(ctx, `SELECT body, last_seen_us FROM job_snapshots WHERE hub = $1 AND job_id = $2`,
+		hub, jobID).Scan(&snap.Body, &seenUS)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return Snapshot{}, fmt.Errorf("snapshot of %s/%s: %w", hub, jobID, ErrNotFound)
+	case err != nil:
+		return Snapshot{}, unavailable("snapshot", err)
+	}
+	snap.Body = bytes.Clone(snap.Body)
+	snap.LastSeen = time.UnixMicro(seenUS).UTC()
+	return snap, nil
+}
+
+// revocationPurgeEvery: Revoke deletes expired records at most this often.
+const revocationPurgeEvery = 10 * time.Minute
+
+// Revoke marks sessionID revoked until the given time (the session's own
+// absolute expiry is the natural choice: after it the cookie is dead anyway).
+// Only SHA-256 of the id is stored. Revoking twice keeps the later time.
+func (s *Store) Revoke(ctx context.Context, sessionID string, until time.Time) error {
+	if sessionID == "" {
+		return fmt.Errorf("%w: empty session id", ErrInvalid)
+	}
+	_, err := s.db.ExecContext(ctx, `INSERT INTO revoked_sessions (session_hash, until_us) VALUES ($1, $2)
+		ON CONFLICT (session_hash) DO UPDATE SET until_us =
+			CASE WHEN excluded.until_us > revoked_sessions.until_us THEN excluded.until_us ELSE revoked_sessions.until_us END`,
+		sessionHash(sessionID), until.UnixMicro())
+	if err != nil {
+		return unavailable("revoke", err)
+	}
+	return s.purgeExpiredRevocations(ctx)
+}
+
+// IsRevoked reports whether sessionID has an unexpired revocation.
+func (s *Store) IsRevoked(ctx context.Context, sessionID string) (bool, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM revoked_sessions WHERE session_hash = $1 AND until_us > $2`,
+		sessionHash(sessionID), s.now().UnixMicro()).Scan(&n)
+	if err != nil {
+		return false, unavailable("is revoked", err)
+	}
+	return n > 0, nil
+}
+
+// purgeExpiredRevocations deletes expired records, at most once per
+// revocationPurgeEvery; IsRevoked ignores them meanwhile.
+func (s *Store) purgeExpiredRevocations(ctx context.Context) error {
+	now := s.now()
+	s.purgeMu.Lock()
+	due := now.Sub(s.lastPurge) >= revocationPurgeEvery
+	if due {
+		s.lastPurge = now
+	}
+	s.purgeMu.Unlock()
+	if !due {
+		return nil
+	}
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM revoked_sessions WHERE until_us <= $1`, now.UnixMicro()); err != nil {
+		return unavailable("purge revocations", err)
+	}
+	return nil
+}
+
+func sessionHash(sessionID string) string {
+	sum := sha256.Sum256([]byte(sessionID))
+	return hex.EncodeToString(sum[:])
+}
