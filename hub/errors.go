@@ -201,7 +201,7 @@ func parseErrorDepth(body []byte, depth int) wireError {
 	}
 	var w wireError
 	w.NumericCode, w.Code = errorCode(raw.ErrorCode)
-	w.TrackingID = plain(jsonString(raw.TrackingID))
+	w.TrackingID = trackingID("Tracking ID:" + jsonString(raw.TrackingID))
 	if w.TrackingID == "" {
 		w.TrackingID = trackingID(jsonString(raw.ExceptionMessage))
 	}
@@ -230,6 +230,9 @@ func parseErrorDepth(body []byte, depth int) wireError {
 		w.Code = CodeName(w.NumericCode)
 	}
 	w.Message = plain(w.Message)
+	if isStatusNoise(w.Message) {
+		w.Message = "" // "429" says nothing the status does not
+	}
 	return w
 }
 
@@ -246,9 +249,7 @@ func merge(outer, inner wireError) wireError {
 		outer.TrackingID = inner.TrackingID
 	}
 	if outer.Message == "" || isStatusNoise(outer.Message) {
-		if inner.Message != "" && !isStatusNoise(inner.Message) {
-			outer.Message = inner.Message
-		}
+		outer.Message = inner.Message
 	}
 	return outer
 }
@@ -291,8 +292,9 @@ func jsonString(raw json.RawMessage) string {
 	return s
 }
 
-// trackingID extracts "<id>-G:<n>" from "Tracking ID:<id>-G:<n>-TimeStamp:…",
-// the whole value Azure support asks for.
+// trackingID extracts "<id>-G:<n>" from "Tracking ID:<id>-G:<n>-TimeStamp:…"
+// (format A's ExceptionMessage, and format B's trackingId once prefixed):
+// the value Azure support asks for, without the time stamp.
 func trackingID(exc string) string {
 	_, rest, ok := strings.Cut(exc, "Tracking ID:")
 	if !ok {
@@ -307,14 +309,14 @@ func trackingID(exc string) string {
 // describeNonJSON summarizes a body that is not a JSON error, such as a
 // proxy's HTML page, without echoing markup into logs or pages.
 func describeNonJSON(body []byte) string {
-	if bytes.HasPrefix(bytes.ToLower(body), []byte("<")) {
+	if bytes.HasPrefix(body, []byte("<")) {
 		if title := htmlTitle(body); title != "" {
-			return "non-JSON error page: " + title
+			return plain("non-JSON error page: " + title)
 		}
 		return "non-JSON error page"
 	}
 	if text := plain(string(body)); text != "" && utf8.Valid(body) {
-		return "non-JSON error body: " + text
+		return plain("non-JSON error body: " + text)
 	}
 	return "unreadable error body"
 }
