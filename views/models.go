@@ -1,0 +1,262 @@
+// Package views renders the portal's HTML with templ: the layout, full pages,
+// partials that htmx swaps in place, and small components. It imports nothing
+// internal: handlers convert hub, auth and audit values into the view models
+// below, so a page can be rendered (and tested) from plain data.
+package views
+
+import (
+	"fmt"
+	"time"
+)
+
+// Layout is what every full page needs around its content.
+type Layout struct {
+	Title      string
+	User       *User // nil on pages shown before sign-in (errors)
+	Hubs       []string
+	CurrentHub string // highlighted in the hub switcher
+	Section    string // "jobs", "hubs" or "audit": marks the current nav entry
+	CSRFToken  string
+	Assets     Assets
+	Version    string
+}
+
+// Assets are the cache-busted URLs of the static files.
+type Assets struct{ CSS, HTMX, JS string }
+
+// User is the signed-in person as the header shows them.
+type User struct {
+	Name     string
+	Roles    []string
+	CanAudit bool // shows the audit link
+}
+
+// Age is how old data is, for the "stale" marker.
+type Age struct {
+	Stale     bool
+	FetchedAt time.Time
+	Age       time.Duration
+}
+
+// Stats are a job's per-device counters.
+type Stats struct {
+	Devices, Succeeded, Failed, Running, Pending int
+}
+
+// Done is succeeded + failed.
+func (s Stats) Done() int { return s.Succeeded + s.Failed }
+
+// Percent is n as a whole percentage of the device count.
+func (s Stats) Percent(n int) int {
+	if s.Devices <= 0 {
+		return 0
+	}
+	return n * 100 / s.Devices
+}
+
+// total is the denominator of the progress bar: the device count, or the sum
+// of the counters when the hub's counters exceed it (it happens mid-update).
+func (s Stats) total() int {
+	return max(s.Devices, s.Succeeded+s.Failed+s.Running+s.Pending)
+}
+
+// Job is everything the job page shows.
+type Job struct {
+	Hub, ID       string
+	Type          string // wire value, e.g. scheduleDeviceMethod
+	Status        string // wire value, e.g. scheduled
+	Terminal      bool
+	Cancellable   bool // the hub accepts a cancel in this state
+	Created       time.Time
+	Started       time.Time
+	Ended         time.Time
+	PlannedStop   time.Time // start + max execution time; zero when unknown
+	MaxExecution  time.Duration
+	Query         string
+	Method        *Method
+	Twin          *Twin
+	FailureReason string
+	StatusMessage string
+	ParentJobID   string
+	Stats         *Stats
+	Freshness     Age
+	Archived      bool      // the hub no longer has the job; this is the portal's snapshot
+	LastSeen      time.Time // when the snapshot was taken
+	Now           time.Time // the page's notion of now (relative wording)
+}
+
+// Method is a direct-method job's invocation.
+type Method struct {
+	Name            string
+	ResponseTimeout int    // seconds
+	ConnectTimeout  int    // seconds
+	Payload         string // pretty-printed JSON, "" when none
+}
+
+// Twin is a twin-update job's patch.
+type Twin struct {
+	Tags    string // pretty-printed JSON, "" when none
+	Desired string // pretty-printed JSON, "" when none
+}
+
+// CancelControl says whether and how the cancel button is offered.
+type CancelControl struct {
+	Allowed         bool // the user may cancel on this hub (role and hub operators)
+	ConfirmRequired bool // ≥ ConfirmThreshold devices: type the job id
+	MaxReason       int  // reason length cap
+	CSRFToken       string
+}
+
+// ConfirmThreshold is the device count from which cancel asks to type the id.
+const ConfirmThreshold = 1000
+
+// Banner is the outcome of an action shown above the job.
+type Banner struct {
+	Kind   string // "ok", "info" or "error"
+	Title  string
+	Detail string
+}
+
+// AuditEntry is one line of an audit list (the job's history or /audit).
+type AuditEntry struct {
+	Seq           int64
+	Time          time.Time
+	Action        string
+	Result        string
+	Actor         string // display name, falling back to e-mail, then subject
+	ActorRoles    []string
+	Hub, JobID    string
+	Reason        string
+	HubStatus     int
+	HubErrorCode  string
+	HubTrackingID string
+	RequestID     string
+	ClientIP      string
+}
+
+// JobPage is the job page: the job, the cancel control, its history.
+type JobPage struct {
+	Job     Job
+	Cancel  CancelControl
+	History []AuditEntry
+	// HistoryUnavailable: the audit store could not be read just now.
+	HistoryUnavailable bool
+	Banner             *Banner
+}
+
+// JobFilter is the job list's GET form.
+type JobFilter struct {
+	Type, Status, Q string
+}
+
+// JobRow is one line of the job list.
+type JobRow struct {
+	Hub, ID string
+	Type    string
+	Status  string
+	Created time.Time
+	Started time.Time
+	Ended   time.Time
+	Stats   *Stats
+}
+
+// JobList is /hubs/{hub}/jobs.
+type JobList struct {
+	Hub       string
+	Filter    JobFilter
+	Page      string // the continuation token this page was fetched with ("" = first)
+	NextPage  string // token for the next page, "" on the last
+	Rows      []JobRow
+	Poll      bool // some visible job is not finished: the table refreshes itself
+	Freshness Age
+	Notice    string // e.g. "no job with that id: showing ids that contain it"
+	Types     []Option
+	Statuses  []Option
+}
+
+// Option is one choice of a select.
+type Option struct{ Value, Label string }
+
+// HubSummary is one line of /hubs.
+type HubSummary struct {
+	Name           string
+	Host           string
+	Reachable      bool
+	Problem        string // plain words when not reachable
+	ActiveJobs     int
+	ActiveAtLeast  bool // more pages existed: ActiveJobs is a lower bound
+	ActiveJobLimit int  // 0 = unknown
+	Freshness      Age
+}
+
+// Device is one row of per-device results.
+type Device struct {
+	ID               string
+	Status           string
+	Started, Ended   time.Time
+	LastUpdated      time.Time
+	ErrorCode        string
+	ErrorDescription string
+	HasResponse      bool
+	ResponseStatus   int
+	ResponsePayload  string // compact JSON
+}
+
+// DevicePage is /hubs/{hub}/jobs/{id}/devices.
+type DevicePage struct {
+	Hub, JobID string
+	Devices    []Device
+	Offset     int // index of the first row shown
+	Total      int // rows fetched from the hub
+	PageSize   int
+	Truncated  bool // the hub had more than the portal reads at once
+	FailedIDs  []string
+	Counts     map[string]int // per status
+	Freshness  Age
+}
+
+// AuditFilter is /audit's GET form.
+type AuditFilter struct {
+	User, Hub, Job, Action, Since, Until string
+}
+
+// AuditPage is /audit.
+type AuditPage struct {
+	Filter     AuditFilter
+	Entries    []AuditEntry
+	NextBefore int64 // seq for the next (older) page, 0 when none
+	Actions    []Option
+}
+
+// ErrorPage is the plain-words page (or fragment) for any failure.
+type ErrorPage struct {
+	Status    int
+	Title     string
+	Detail    string
+	HubCode   string
+	TrackID   string
+	RequestID string
+	Retry     string // e.g. "in about 30 seconds"
+}
+
+// Duration renders d in plain words ("2 h 5 min", "45 s").
+func Duration(d time.Duration) string {
+	d = d.Round(time.Second)
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%d s", int(d.Seconds()))
+	case d < time.Hour:
+		m, s := int(d.Minutes()), int(d.Seconds())%60
+		if s == 0 {
+			return fmt.Sprintf("%d min", m)
+		}
+		return fmt.Sprintf("%d min %d s", m, s)
+	case d < 48*time.Hour:
+		h, m := int(d.Hours()), int(d.Minutes())%60
+		if m == 0 {
+			return fmt.Sprintf("%d h", h)
+		}
+		return fmt.Sprintf("%d h %d min", h, m)
+	}
+	return fmt.Sprintf("%d days", int(d.Hours())/24)
+}

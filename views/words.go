@@ -1,0 +1,109 @@
+package views
+
+import "strings"
+
+// Plain-words text for the hub's enums. IoT Hub spells the job status
+// "cancelled" and the per-device status "canceled"; both read "Cancelled".
+
+// StatusLabel is a job or device status for people.
+func StatusLabel(status string) string {
+	switch status {
+	case "enqueued":
+		return "Enqueued"
+	case "queued":
+		return "Queued"
+	case "scheduled":
+		return "Scheduled"
+	case "running":
+		return "Running"
+	case "completed":
+		return "Completed"
+	case "failed":
+		return "Failed"
+	case "cancelled", "canceled":
+		return "Cancelled"
+	case "pending":
+		return "Pending"
+	case "", "unknown":
+		return "Unknown"
+	}
+	return status
+}
+
+// statusExplanations say what each job status means and what happens next.
+var statusExplanations = map[string]string{
+	"enqueued":  "IoT Hub has accepted the job and put it in its queue. It has not started on any device yet, so it can still be cancelled.",
+	"queued":    "IoT Hub has accepted the job and is waiting to start it (a hub runs only a few jobs at a time). It can still be cancelled.",
+	"scheduled": "The job is waiting for its start time. Nothing has been sent to devices yet, so it can still be cancelled.",
+	"running":   "IoT Hub is sending the job to its devices. IoT Hub does not allow a running job to be cancelled: it runs until every device has answered or its maximum execution time is reached.",
+	"completed": "The job has finished. Every targeted device was processed; see the statistics for how many succeeded and failed.",
+	"failed":    "The job failed as a whole. The failure reason below is what IoT Hub reported.",
+	"cancelled": "The job was cancelled before it ran on every device. Devices it had already reached keep their result.",
+	"unknown":   "IoT Hub reports this job's status as \"unknown\". It does this for jobs it can no longer describe (for example import/export jobs, or jobs being cleaned up); no action is possible from here.",
+}
+
+// StatusExplanation says in plain words what a job status means.
+func StatusExplanation(status string) string {
+	if s, ok := statusExplanations[status]; ok {
+		return s
+	}
+	if status == "" {
+		return statusExplanations["unknown"]
+	}
+	return "IoT Hub reported a status this portal does not know (\"" + status + "\"). Check the hub's documentation."
+}
+
+// TypeLabel is a job type for people.
+func TypeLabel(t string) string {
+	switch t {
+	case "scheduleDeviceMethod":
+		return "Direct method"
+	case "scheduleUpdateTwin":
+		return "Twin update"
+	case "", "unknown":
+		return "Unknown type"
+	}
+	return t
+}
+
+// ActionLabel is an audit action for people.
+func ActionLabel(a string) string {
+	switch a {
+	case "job.cancel.intent":
+		return "Cancel requested"
+	case "job.cancel.succeeded":
+		return "Cancelled"
+	case "job.cancel.refused":
+		return "Cancel refused"
+	case "job.cancel.unknown":
+		return "Cancel outcome unknown"
+	case "job.cancel.denied":
+		return "Cancel denied (not allowed)"
+	case "job.cancel.reconciled":
+		return "Cancel outcome reconciled"
+	case "auth.login":
+		return "Signed in"
+	case "auth.login_failed":
+		return "Sign-in failed"
+	case "auth.logout":
+		return "Signed out"
+	case "csrf.blocked":
+		return "Forged request blocked"
+	case "authz.denied":
+		return "Access denied"
+	}
+	return a
+}
+
+// statusClass is the CSS class of a status badge; unknown values fall back
+// to the "unknown" colour so hub data never becomes a class name.
+func statusClass(status string) string {
+	switch status {
+	case "enqueued", "queued", "scheduled", "running", "completed", "failed", "cancelled", "canceled", "pending":
+		return "badge s-" + status
+	}
+	return "badge s-unknown"
+}
+
+// RolesText joins roles for the header.
+func RolesText(roles []string) string { return strings.Join(roles, ", ") }
