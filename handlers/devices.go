@@ -1,0 +1,198 @@
+package handlers
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"net/http"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/hubjobs/hubjobs/hub"
+	"github.com/hubjobs/hubjobs/views"
+)
+
+// Per-device results come only from SELECT * FROM devices.jobs, which pages
+// in hub order. To list failed devices first the portal reads up to
+// deviceReadLimit rows (deviceFetchPages pages) and sorts them; a job with
+// more devices says so and offers the CSV, which reads up to
+// deviceExportLimit rows.
+const (
+	devicePageSize    = 50
+	deviceFetchSize   = 1000
+	deviceFetchPages  = 5
+	deviceReadLimit   = deviceFetchSize * deviceFetchPages
+	deviceExportLimit = 100_000
+)
+
+// statusOrder puts what needs attention first.
+var statusOrder = map[hub.DeviceJobStatus]int{
+	hub.DeviceStatusFailed: 0, hub.DeviceStatusRunning: 1, hub.DeviceStatusPending: 2,
+	hub.DeviceStatusScheduled: 3, hub.DeviceStatusCanceled: 4, "cancelled": 4, hub.DeviceStatusCompleted: 5,
+}
+
+func rank(s hub.DeviceJobStatus) int {
+	if r, ok := statusOrder[s]; ok {
+		return r
+	}
+	return 3
+}
+
+// Devices serves GET /hubs/{hub}/jobs/{id}/devices?offset=N: the #devices
+// fragment for htmx, a page of its own otherwise.
+func (h *Handlers) Devices(c echo.Context) error {
+	hb, id, err := h.jobTarget(c)
+	if err != nil {
+		return err
+	}
+	offset := 0
+	if o := c.QueryParam("offset"); o != "" {
+		if offset, err = strconv.Atoi(o); err != nil || offset < 0 || offset > deviceReadLimit {
+			return badRequest("Bad page", "The device page offset is not valid; start from the first page.")
+		}
+	}
+	ctx := c.Request().Context()
+	devices, fresh, truncated, err := h.readDevices(ctx, hb, id)
+	if err != nil {
+		return err
+	}
+	slices.SortStableFunc(devices, func(a, b hub.DeviceJob) int {
+		return cmp.Or(cmp.Compare(rank(a.Status), rank(b.Status)), cmp.Compare(a.DeviceID, b.DeviceID))
+	})
+	m := views.DevicePage{Hub: hb.Name, JobID: id, Offset: offset, Total: len(devices), PageSize: devicePageSize,
+		Truncated: truncated, Counts: map[string]int{}, Freshness: fresh}
+	for _, d := range devices {
+		status := string(d.Status)
+		if status == "cancelled" {
+			status = string(hub.DeviceStatusCanceled)
+		}
+		m.Counts[status]++
+		if d.Status == hub.DeviceStatusFailed {
+			m.FailedIDs = append(m.FailedIDs, d.DeviceID)
+		}
+	}
+	end := min(offset+devicePageSize, len(devices))
+	for _, d := range devices[min(offset, len(devices)):end] {
+		m.Devices = append(m.Devices, deviceView(d))
+	}
+	return page(c, http.StatusOK, views.DevicesFullPage(h.layout(c, "Devices of "+id, "jobs", hb.Name), m), views.Devices(m))
+}
+
+// readDevices reads up to deviceReadLimit per-device rows through the budget.
+// A failure after the first page keeps what was read and marks it truncated.
+func (h *Handlers) readDevices(ctx context.Context, hb *Hub, id string) ([]hub.DeviceJob, views.Age, bool, error) {
+	var all []hub.DeviceJob
+	var age views.Age
+	token := ""
+	for page := range deviceFetchPages {
+		fresh, err := hb.Jobs.QueryDeviceJobs(ctx, id, hub.PageOptions{PageSize: deviceFetchSize, Continuation: token})
+		if err != nil {
+			if page == 0 {
+				return nil, age, false, err
+			}
+			h.log.WarnContext(ctx, "device results cut short", "hub", hb.Name, "job", id, "err", err)
+			return all, age, true, nil
+		}
+		if fresh.Stale || page == 0 {
+			age = h.freshness(fresh.Stale, fresh.FetchedAt)
+		}
+		all = append(all, fresh.Value.Devices...)
+		if token = fresh.Value.Continuation; token == "" {
+			return all, age, false, nil
+		}
+	}
+	return all, age, true, nil
+}
+
+func deviceView(d hub.DeviceJob) views.Device {
+	v := views.Device{ID: d.DeviceID, Status: string(d.Status), Started: d.StartTimeUtc.Time, Ended: d.EndTimeUtc.Time,
+		LastUpdated: d.LastUpdatedDateTimeUtc.Time}
+	if d.Error != nil {
+		v.ErrorCode, v.ErrorDescription = d.Error.Code, d.Error.Description
+	}
+	if d.Outcome != nil && d.Outcome.DeviceMethodResponse != nil {
+		r := d.Outcome.DeviceMethodResponse
+		v.HasResponse, v.ResponseStatus, v.ResponsePayload = true, r.Status, compactJSON(r.Payload)
+	}
+	return v
+}
+
+func compactJSON(raw json.RawMessage) string {
+	if len(bytes.TrimSpace(raw)) == 0 || string(bytes.TrimSpace(raw)) == "null" {
+		return ""
+	}
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, raw); err != nil {
+		return string(raw)
+	}
+	return buf.String()
+}
+
+var deviceCSVColumns = []string{"device_id", "status", "start_time_utc", "end_time_utc", "last_updated_utc",
+	"error_code", "error_description", "response_status", "response_payload"}
+
+// DevicesCSV serves GET /hubs/{hub}/jobs/{id}/devices.csv: every device
+// result the hub has, up to deviceExportLimit, streamed in hub order page by
+// page. Cells are defused against spreadsheet formula injection.
+func (h *Handlers) DevicesCSV(c echo.Context) error {
+	hb, id, err := h.jobTarget(c)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	fresh, err := hb.Jobs.QueryDeviceJobs(ctx, id, hub.PageOptions{PageSize: deviceFetchSize})
+	if err != nil {
+		return err // nothing written yet: a proper error page
+	}
+	w := c.Response()
+	w.Header().Set(echo.HeaderContentType, "text/csv; charset=utf-8")
+	w.Header().Set(echo.HeaderContentDisposition, `attachment; filename="`+hb.Name+"-"+id+`-devices.csv"`)
+	w.WriteHeader(http.StatusOK)
+	cw := csv.NewWriter(w)
+	cw.Write(deviceCSVColumns)
+	rows := 0
+	for {
+		for _, d := range fresh.Value.Devices {
+			if rows == deviceExportLimit {
+				cw.Write([]string{"", "export truncated at " + strconv.Itoa(deviceExportLimit) + " rows"})
+				cw.Flush()
+				return cw.Error()
+			}
+			cw.Write(safeCSV(deviceRow(d)))
+			rows++
+		}
+		cw.Flush()
+		token := fresh.Value.Continuation
+		if token == "" {
+			return cw.Error()
+		}
+		if fresh, err = hb.Jobs.QueryDeviceJobs(ctx, id, hub.PageOptions{PageSize: deviceFetchSize, Continuation: token}); err != nil {
+			h.log.WarnContext(ctx, "device export cut short", "hub", hb.Name, "job", id, "err", err)
+			cw.Write([]string{"", "export incomplete: " + Describe(err).Title})
+			cw.Flush()
+			return cw.Error()
+		}
+	}
+}
+
+func deviceRow(d hub.DeviceJob) []string {
+	v := deviceView(d)
+	status := ""
+	if v.HasResponse {
+		status = strconv.Itoa(v.ResponseStatus)
+	}
+	return []string{v.ID, v.Status, csvTime(v.Started), csvTime(v.Ended), csvTime(v.LastUpdated),
+		v.ErrorCode, v.ErrorDescription, status, v.ResponsePayload}
+}
+
+func csvTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
+}

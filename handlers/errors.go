@@ -1,0 +1,147 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/hubjobs/hubjobs/audit"
+	"github.com/hubjobs/hubjobs/hub"
+)
+
+// Problem is a failure as the user reads it: an HTTP status and plain words,
+// plus what IoT Hub said when it was the hub. Handlers return a *Problem
+// for bad input; Describe turns every other error into one. This file is the
+// ONLY place that decides a status code for an error.
+type Problem struct {
+	Status     int
+	Title      string
+	Detail     string
+	HubCode    string
+	TrackingID string
+	RetryAfter time.Duration // sent as Retry-After when > 0
+	Err        error         // the cause, for the log; never shown
+}
+
+func (p *Problem) Error() string {
+	if p.Err != nil {
+		return fmt.Sprintf("%d %s: %v", p.Status, p.Title, p.Err)
+	}
+	return fmt.Sprintf("%d %s", p.Status, p.Title)
+}
+
+func (p *Problem) Unwrap() error { return p.Err }
+
+func badRequest(title, detail string) *Problem {
+	return &Problem{Status: http.StatusBadRequest, Title: title, Detail: detail}
+}
+
+// defaultRetry is the Retry-After sent for a throttled hub that named none.
+const defaultRetry = 30 * time.Second
+
+// Describe maps any error to the status and words the user sees.
+func Describe(err error) *Problem {
+	if p, ok := errors.AsType[*Problem](err); ok {
+		return p
+	}
+	p := describe(err)
+	p.Err = err
+	if he, ok := errors.AsType[*hub.Error](err); ok {
+		p.HubCode, p.TrackingID = he.Code, he.TrackingID
+		if p.HubCode == "" && he.NumericCode != 0 {
+			p.HubCode = strconv.Itoa(he.NumericCode)
+		}
+	}
+	return p
+}
+
+func describe(err error) *Problem {
+	if he, ok := errors.AsType[*echo.HTTPError](err); ok {
+		return describeHTTP(he.Code)
+	}
+	switch {
+	case errors.Is(err, hub.ErrInvalidJobID):
+		return badRequest("That is not a job id", "Job ids are 1 to 128 letters, digits, dashes or underscores.")
+	case errors.Is(err, hub.ErrNotFound):
+		return &Problem{Status: http.StatusNotFound, Title: "Job not found",
+			Detail: "IoT Hub does not know this job. It forgets jobs 30 days after they finish, and this portal has no copy of it."}
+	case errors.Is(err, hub.ErrNotCancellable):
+		return &Problem{Status: http.StatusConflict, Title: "This job cannot be cancelled now",
+			Detail: "IoT Hub cancels only jobs that are queued, enqueued or scheduled. A running job runs until every device has answered or its maximum execution time is over."}
+	case errors.Is(err, hub.ErrThrottled):
+		retry := hub.RetryAfterHint(err)
+		if retry <= 0 {
+			retry = defaultRetry
+		}
+		return &Problem{Status: http.StatusServiceUnavailable, Title: "IoT Hub is busy",
+			Detail:     "The hub is limiting requests (or the portal's own budget of calls to it is spent) and there is no recent copy to show instead.",
+			RetryAfter: retry}
+	case errors.Is(err, hub.ErrOutcomeUnknown), errors.Is(err, hub.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
+		return &Problem{Status: http.StatusGatewayTimeout, Title: "IoT Hub did not answer in time",
+			Detail: "The hub took too long to answer. Nothing is known to have changed; try again in a moment."}
+	case errors.Is(err, hub.ErrUnauthorized):
+		return &Problem{Status: http.StatusBadGateway, Title: "IoT Hub refused the portal's credentials",
+			Detail: "The hub rejected the portal's access key or token. An administrator needs to check the hub's configuration."}
+	case errors.Is(err, hub.ErrConflict):
+		return &Problem{Status: http.StatusConflict, Title: "IoT Hub refused the request",
+			Detail: "The hub reported a conflict or a quota that stops this request."}
+	case errors.Is(err, hub.ErrUnavailable), errors.Is(err, hub.ErrBadResponse), errors.Is(err, hub.ErrResponseTooLarge):
+		return &Problem{Status: http.StatusBadGateway, Title: "IoT Hub could not be reached",
+			Detail: "The hub did not give a usable answer (it may be down, or the network to it is failing)."}
+	case errors.Is(err, audit.ErrUnavailable):
+		return &Problem{Status: http.StatusServiceUnavailable, Title: "The audit trail is unavailable",
+			Detail:     "Actions are refused while the portal cannot record them. Reading jobs still works.",
+			RetryAfter: defaultRetry}
+	case errors.Is(err, context.Canceled):
+		return &Problem{Status: 499, Title: "Request cancelled", Detail: "The browser went away before the answer was ready."}
+	}
+	return &Problem{Status: http.StatusInternalServerError, Title: "Something went wrong",
+		Detail: "The portal hit an unexpected problem. It has been logged."}
+}
+
+func describeHTTP(status int) *Problem {
+	switch status {
+	case http.StatusNotFound:
+		return &Problem{Status: status, Title: "Page not found", Detail: "There is nothing at this address. Check the link, or start from the list of jobs."}
+	case http.StatusMethodNotAllowed:
+		return &Problem{Status: status, Title: "Method not allowed", Detail: "This address does not accept that kind of request."}
+	case http.StatusRequestEntityTooLarge:
+		return &Problem{Status: status, Title: "Request too large", Detail: "The request body is larger than the portal accepts."}
+	case http.StatusForbidden:
+		return &Problem{Status: status, Title: "Not allowed", Detail: "Your roles do not allow this."}
+	case http.StatusUnauthorized:
+		return &Problem{Status: status, Title: "Please sign in", Detail: "You need to sign in first."}
+	case http.StatusBadRequest:
+		return &Problem{Status: status, Title: "Bad request", Detail: "The request could not be understood."}
+	case http.StatusServiceUnavailable:
+		return &Problem{Status: status, Title: "Temporarily unavailable", Detail: "Try again in a moment."}
+	}
+	if status >= 500 {
+		return &Problem{Status: status, Title: "Something went wrong", Detail: "The portal hit an unexpected problem. It has been logged."}
+	}
+	return &Problem{Status: status, Title: http.StatusText(status), Detail: ""}
+}
+
+// limitPattern finds a number in the hub's throttling message, e.g.
+// "... maximum number of active jobs (10) ...".
+var limitPattern = regexp.MustCompile(`\b([1-9][0-9]?)\b`)
+
+// activeJobLimit is the active-job limit a 429 ThrottlingMaxActiveJobCountExceeded
+// reveals: the number in its message, or -1 ("reached, count unknown").
+func activeJobLimit(err error) int {
+	he, ok := errors.AsType[*hub.Error](err)
+	if !ok || he.Code != "ThrottlingMaxActiveJobCountExceeded" {
+		return 0
+	}
+	if m := limitPattern.FindStringSubmatch(he.Message); m != nil {
+		n, _ := strconv.Atoi(m[1])
+		return n
+	}
+	return -1
+}

@@ -1,0 +1,160 @@
+// Package handlers serves the portal's pages: one file per area (hubs, jobs,
+// job, devices, cancel, audit). It owns the small interfaces it needs from
+// the hub traffic budget and the audit store, converts their values into
+// views' view models next to each handler, and maps every failure to a
+// status and plain words in one place (errors.go). Echo types stay inside
+// this package and web/.
+package handlers
+
+import (
+	"context"
+	"log/slog"
+	"regexp"
+	"sync"
+	"time"
+
+	"github.com/hubjobs/hubjobs/audit"
+	"github.com/hubjobs/hubjobs/hub"
+	"github.com/hubjobs/hubjobs/views"
+)
+
+// HubJobs is one hub's jobs as the pages need them, read through the traffic
+// budget (*hub.Budgeted): reads may come back stale with their age; a
+// cancel is coalesced with any cancel of the same job already in flight.
+type HubJobs interface {
+	GetJob(ctx context.Context, id string) (hub.Fresh[*hub.Job], error)
+	QueryJobs(ctx context.Context, o hub.QueryJobsOptions) (hub.Fresh[*hub.JobsPage], error)
+	QueryDeviceJobs(ctx context.Context, jobID string, o hub.PageOptions) (hub.Fresh[*hub.DevicesPage], error)
+	CancelJob(ctx context.Context, id string) (*hub.Job, error)
+}
+
+// AuditLog is what the pages need from the audit store (*audit.Store).
+type AuditLog interface {
+	Append(ctx context.Context, e audit.Entry) (audit.Entry, error)
+	List(ctx context.Context, f audit.Filter) ([]audit.Entry, error)
+	Snapshot(ctx context.Context, hub, jobID string) (audit.Snapshot, error)
+	SaveSnapshot(ctx context.Context, snap audit.Snapshot) error
+}
+
+// Hub is one configured hub as the handlers see it.
+type Hub struct {
+	Name      string
+	Host      string
+	Jobs      HubJobs
+	Operators []string // claim values allowed to cancel here; empty = any operator
+}
+
+// Config is what New needs.
+type Config struct {
+	Hubs    []Hub
+	Audit   AuditLog
+	Logger  *slog.Logger
+	Now     func() time.Time
+	Version string
+}
+
+// Handlers serves every page. Methods are grouped by area in their files.
+type Handlers struct {
+	hubs    []Hub
+	byName  map[string]*Hub
+	audit   AuditLog
+	log     *slog.Logger
+	now     func() time.Time
+	version string
+
+	limits    sync.Map // hub name → int: active-job limit learned from a 429
+	snapshots snapshotTracker
+	cancels   inflightCancels
+}
+
+// New builds the handlers.
+func New(cfg Config) *Handlers {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	h := &Handlers{
+		hubs:    cfg.Hubs,
+		byName:  map[string]*Hub{},
+		audit:   cfg.Audit,
+		log:     cfg.Logger,
+		now:     cfg.Now,
+		version: cfg.Version,
+	}
+	for i := range h.hubs {
+		h.byName[h.hubs[i].Name] = &h.hubs[i]
+	}
+	h.snapshots.saved = map[string]savedSnapshot{}
+	h.cancels.running = map[string]string{}
+	return h
+}
+
+// hubNames lists the configured hubs in config order (the hub switcher).
+func (h *Handlers) hubNames() []string {
+	names := make([]string, len(h.hubs))
+	for i, hb := range h.hubs {
+		names[i] = hb.Name
+	}
+	return names
+}
+
+// FirstHub is where "/" sends people.
+func (h *Handlers) FirstHub() string {
+	if len(h.hubs) == 0 {
+		return ""
+	}
+	return h.hubs[0].Name
+}
+
+// hubNamePattern is the config's hub name rule, checked before any lookup.
+var hubNamePattern = regexp.MustCompile(`^[a-z0-9-]{1,32}$`)
+
+// ValidHubName reports whether name can be a configured hub's name.
+func ValidHubName(name string) bool { return hubNamePattern.MatchString(name) }
+
+// lookupHub validates a hub path segment: 400 when malformed, 404 when not
+// configured. The outbound host always comes from config, never the URL.
+func (h *Handlers) lookupHub(name string) (*Hub, error) {
+	if !ValidHubName(name) {
+		return nil, badRequest("That is not a hub name", "Hub names are 1 to 32 lowercase letters, digits or dashes.")
+	}
+	hb, ok := h.byName[name]
+	if !ok {
+		return nil, &Problem{Status: 404, Title: "No such hub", Detail: "This portal has no hub named \"" + name + "\". Pick one from the list of hubs."}
+	}
+	return hb, nil
+}
+
+// checkJobID validates a job id path segment before any hub call.
+func checkJobID(id string) error {
+	if !hub.ValidJobID(id) {
+		return badRequest("That is not a job id", "Job ids are 1 to 128 letters, digits, dashes or underscores.")
+	}
+	return nil
+}
+
+// freshness turns a budgeted read's metadata into the view's age marker.
+func (h *Handlers) freshness(stale bool, fetchedAt time.Time) views.Age {
+	return views.Age{Stale: stale, FetchedAt: fetchedAt, Age: max(0, h.now().Sub(fetchedAt))}
+}
+
+// learnLimit remembers a hub's active-job limit when an error names it.
+func (h *Handlers) learnLimit(hubName string, err error) {
+	if n := activeJobLimit(err); n > 0 {
+		h.limits.Store(hubName, n)
+	}
+}
+
+func (h *Handlers) knownLimit(hubName string) int {
+	if v, ok := h.limits.Load(hubName); ok {
+		return v.(int)
+	}
+	return 0
+}
+
+// ObserveHubError lets the hub layer report a 429
+// ThrottlingMaxActiveJobCountExceeded seen elsewhere (e.g. a create in the
+// demo), so /hubs can show the hub's active-job limit.
+func (h *Handlers) ObserveHubError(hubName string, err error) { h.learnLimit(hubName, err) }

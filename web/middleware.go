@@ -1,0 +1,193 @@
+package web
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/a-h/templ"
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/hubjobs/hubjobs/handlers"
+	"github.com/hubjobs/hubjobs/static"
+)
+
+// maxBodyBytes bounds request bodies (a cancel form is a few hundred bytes);
+// larger ones get 413.
+const maxBodyBytes = "64K"
+
+// HeaderRequestID carries the request id on every response.
+const HeaderRequestID = "X-Request-Id"
+
+func (s *Server) middleware(m *httpMetrics) {
+	s.echo.Pre(s.requestContext)
+	s.echo.Use(
+		s.observe(m),
+		middleware.RecoverWithConfig(middleware.RecoverConfig{
+			LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
+				s.deps.Logger.ErrorContext(c.Request().Context(), "panic serving request",
+					"err", err, "stack", string(stack), "request_id", handlers.RequestID(c.Request().Context()))
+				return fmt.Errorf("panic: %w", err)
+			},
+		}),
+		middleware.BodyLimit(maxBodyBytes),
+		refuseOptions,
+	)
+}
+
+// requestContext runs before routing: it gives the request its id and CSP
+// nonce and sets the security headers every response carries (errors,
+// 404s and assets included).
+func (s *Server) requestContext(next echo.HandlerFunc) echo.HandlerFunc {
+	csp := func(nonce string) string {
+		formAction := "'self'"
+		if s.deps.IdPOrigin != "" {
+			formAction += " " + s.deps.IdPOrigin
+		}
+		return "default-src 'self'; script-src 'self' 'nonce-" + nonce + "'; style-src 'self'; img-src 'self' data:; " +
+			"object-src 'none'; base-uri 'none'; form-action " + formAction + "; frame-ancestors 'none'"
+	}
+	return func(c echo.Context) error {
+		id, nonce := randomHex(8), randomNonce()
+		r := c.Request()
+		ctx := templ.WithNonce(handlers.WithRequestID(r.Context(), id), nonce)
+		c.SetRequest(r.WithContext(ctx))
+		h := c.Response().Header()
+		h.Set(HeaderRequestID, id)
+		h.Set("Content-Security-Policy", csp(nonce))
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("X-XSS-Protection", "0")
+		h.Set("Referrer-Policy", "same-origin")
+		h.Set("Cross-Origin-Opener-Policy", "same-origin")
+		h.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()")
+		h.Add("Vary", "HX-Request")
+		if s.https {
+			h.Set("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
+		}
+		if !strings.HasPrefix(r.URL.Path, static.Prefix) {
+			// Pages carry one user's job data and a CSRF token: never cached,
+			// and the back button after sign-out shows nothing.
+			h.Set("Cache-Control", "no-store")
+		}
+		return next(c)
+	}
+}
+
+// referrerPolicy overrides the Referrer-Policy of one route.
+func referrerPolicy(p string) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			c.Response().Header().Set("Referrer-Policy", p)
+			return next(c)
+		}
+	}
+}
+
+// refuseOptions answers OPTIONS with 405 (echo would answer 204 with Allow):
+// the portal serves no cross-origin clients, so there is nothing to
+// preflight. TRACE and friends are 405 from the router already.
+func refuseOptions(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if c.Request().Method == http.MethodOptions {
+			return echo.ErrMethodNotAllowed
+		}
+		return next(c)
+	}
+}
+
+// httpMetrics are request counts and latencies by route template.
+type httpMetrics struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
+	m := &httpMetrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hubjobs_http_requests_total",
+			Help: "HTTP requests served, by route template, method and status code."}, []string{"route", "method", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "hubjobs_http_request_duration_seconds",
+			Help:    "HTTP request latency by route template and method.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}}, []string{"route", "method"}),
+	}
+	for _, c := range []prometheus.Collector{m.requests, m.duration} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("web: metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// observe records metrics and the access log. It runs the error handler
+// itself so that the logged status is the one the client got.
+func (s *Server) observe(m *httpMetrics) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			start := time.Now()
+			if err := next(c); err != nil {
+				c.Error(err)
+			}
+			elapsed := time.Since(start)
+			route := c.Path()
+			if route == "" {
+				route = "unmatched"
+			}
+			r, status := c.Request(), c.Response().Status
+			m.requests.WithLabelValues(route, r.Method, strconv.Itoa(status)).Inc()
+			m.duration.WithLabelValues(route, r.Method).Observe(elapsed.Seconds())
+			level := slog.LevelInfo
+			if route == "/healthz" || route == "/readyz" || route == "/metrics" || strings.HasPrefix(route, static.Prefix) {
+				level = slog.LevelDebug
+			}
+			s.deps.Logger.Log(r.Context(), level, "http request",
+				"method", r.Method, "path", r.URL.Path, "route", route, "status", status,
+				"bytes", c.Response().Size, "duration_ms", float64(elapsed.Microseconds())/1000,
+				"client_ip", c.RealIP(), "request_id", handlers.RequestID(r.Context()),
+				"htmx", r.Header.Get("HX-Request") == "true")
+			return nil
+		}
+	}
+}
+
+// IPExtractor is where a client's IP comes from: the connection itself, or
+// — only when the connection comes from one of the trusted proxies — the
+// nearest untrusted X-Forwarded-For hop. Nobody else can set it.
+func IPExtractor(trusted []netip.Prefix) echo.IPExtractor {
+	if len(trusted) == 0 {
+		return echo.ExtractIPDirect()
+	}
+	opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+	for _, p := range trusted {
+		p = p.Masked()
+		opts = append(opts, echo.TrustIPRange(&net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}))
+	}
+	return echo.ExtractIPFromXFFHeader(opts...)
+}
+
+func isHTTPS(publicURL string) bool {
+	u, err := url.Parse(publicURL)
+	return err == nil && u.Scheme == "https"
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func randomNonce() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return base64.RawStdEncoding.EncodeToString(b)
+}

@@ -1,0 +1,71 @@
+package web
+
+import (
+	"net/http"
+	"regexp"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/hubjobs/hubjobs/auth"
+	"github.com/hubjobs/hubjobs/static"
+)
+
+// routes is the portal's whole URL surface (design.md "Routes"). Each line
+// names the handler; handlers/ has one file per area.
+func (s *Server) routes() {
+	e, h, a := s.echo, s.handlers, s.deps.Auth
+
+	// No session, no user: probes, metrics, assets.
+	e.GET("/healthz", s.healthz)
+	e.HEAD("/healthz", s.healthz)
+	e.GET("/readyz", s.readyz)
+	e.HEAD("/readyz", s.readyz)
+	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(s.deps.Registry, promhttp.HandlerOpts{})))
+	e.GET(static.Prefix+"*", serveStatic)
+	e.HEAD(static.Prefix+"*", serveStatic)
+
+	session := echo.WrapMiddleware(a.Session)
+	user := echo.WrapMiddleware(a.RequireUser)
+	csrf := echo.WrapMiddleware(a.CheckCSRF)
+	role := func(r auth.Role) echo.MiddlewareFunc {
+		return echo.WrapMiddleware(func(next http.Handler) http.Handler { return a.RequireRole(r, next) })
+	}
+
+	// Sign-in (auth serves these; the callback must not be CSRF-checked).
+	e.GET(auth.LoginPath, echo.WrapHandler(a.Login()), session)
+	e.GET(auth.CallbackPath, echo.WrapHandler(a.Callback()), session, referrerPolicy("no-referrer"))
+	e.POST(auth.LogoutPath, echo.WrapHandler(a.Logout()), session, csrf)
+
+	// Pages. Reading jobs needs the viewer role (operator and admin imply it).
+	viewer := []echo.MiddlewareFunc{session, role(auth.RoleViewer)}
+	e.GET("/", h.Index, session, user)
+	e.GET("/hubs", h.Hubs, viewer...)
+	e.GET("/hubs/:hub/jobs", h.Jobs, viewer...)
+	e.GET("/hubs/:hub/jobs/:id", h.Job, viewer...)
+	e.GET("/hubs/:hub/jobs/:id/status", h.JobStatus, viewer...)
+	e.GET("/hubs/:hub/jobs/:id/devices", h.Devices, viewer...)
+	e.GET("/hubs/:hub/jobs/:id/devices.csv", h.DevicesCSV, viewer...)
+	// Cancel: role (and hub operators) → CSRF → the handler's own order.
+	e.POST("/hubs/:hub/jobs/:id/cancel", h.Cancel, session, user, h.CancelAuthorize, csrf)
+	e.GET("/audit", h.Audit, session, role(auth.RoleAuditor))
+	e.GET("/audit.csv", h.AuditCSV, session, role(auth.RoleAuditor))
+}
+
+// nextRoutes are the bookmarkable GET routes a ?next= may return to, as
+// decoded paths. Query strings ride along (auth keeps them byte for byte).
+var nextRoutes = regexp.MustCompile(`^/(hubs(/[a-z0-9-]{1,32}/jobs(/[A-Za-z0-9_-]{1,128}(/devices)?)?)?|audit)?$`)
+
+// NextAllowed reports whether a ?next= path is one of the portal's
+// bookmarkable GET routes.
+func NextAllowed(path string) bool { return nextRoutes.MatchString(path) }
+
+// serveStatic serves embedded assets; any other path under /static/ (a
+// traversal attempt, an old hash) is the portal's 404 page.
+func serveStatic(c echo.Context) error {
+	if !static.Has(c.Request()) {
+		return echo.ErrNotFound
+	}
+	static.Handler().ServeHTTP(c.Response(), c.Request())
+	return nil
+}

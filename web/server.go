@@ -1,0 +1,132 @@
+// Package web assembles the portal: an echo v4 server with every URL in
+// routes.go, the middleware in middleware.go, and the single mapping of
+// errors to status codes and pages in errors.go (through handlers.Describe).
+// Echo types stay in web/ and handlers/.
+package web
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"sync/atomic"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/hubjobs/hubjobs/audit"
+	"github.com/hubjobs/hubjobs/auth"
+	"github.com/hubjobs/hubjobs/handlers"
+	"github.com/hubjobs/hubjobs/hub"
+)
+
+// Hub is one configured hub.
+type Hub struct {
+	Name             string // URL segment, [a-z0-9-]{1,32}
+	Client           *hub.Client
+	Operators        []string // optional: roles-claim values allowed to cancel here
+	JobsOpsPerMinute int      // client-side budget under the hub's throttle
+	// Budget is the hub's traffic budget; nil makes one from Client,
+	// JobsOpsPerMinute, Deps.BudgetTTL and Deps.Now. Set it to share one
+	// budget with other users of the hub (the demo) or to test.
+	Budget *hub.Budgeted
+}
+
+// Deps is everything the portal needs, built by cmd/hubjobs.
+type Deps struct {
+	Hubs           []Hub
+	Auth           *auth.Authenticator
+	Audit          *audit.Store
+	Logger         *slog.Logger
+	Registry       *prometheus.Registry
+	TrustedProxies []netip.Prefix
+	PublicURL      string
+	Version        string
+	Now            func() time.Time
+	// BudgetTTL is how long a hub answer is reused (0: hub.DefaultBudgetTTL).
+	BudgetTTL time.Duration
+	// IdPOrigin is added to the CSP form-action so that sign-out can
+	// redirect to the IdP's end-session endpoint ("" = none needed).
+	IdPOrigin string
+}
+
+// Server is the assembled portal.
+type Server struct {
+	echo     *echo.Echo
+	handlers *handlers.Handlers
+	deps     Deps
+	draining atomic.Bool
+	https    bool
+}
+
+// New assembles the portal. It fails on a configuration the portal cannot
+// serve safely (no auth, no audit store, bad or duplicate hub names).
+func New(d Deps) (*Server, error) {
+	var errs []error
+	if d.Auth == nil {
+		errs = append(errs, errors.New("web: Deps.Auth is required"))
+	}
+	if d.Audit == nil {
+		errs = append(errs, errors.New("web: Deps.Audit is required"))
+	}
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	if d.Registry == nil {
+		d.Registry = prometheus.NewRegistry()
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	seen := map[string]bool{}
+	hubs := make([]handlers.Hub, 0, len(d.Hubs))
+	for _, h := range d.Hubs {
+		switch {
+		case !handlers.ValidHubName(h.Name):
+			errs = append(errs, fmt.Errorf("web: hub name %q: use 1 to 32 lowercase letters, digits or dashes", h.Name))
+			continue
+		case seen[h.Name]:
+			errs = append(errs, fmt.Errorf("web: hub %q is configured twice", h.Name))
+			continue
+		case h.Client == nil && h.Budget == nil:
+			errs = append(errs, fmt.Errorf("web: hub %q has no client", h.Name))
+			continue
+		}
+		seen[h.Name] = true
+		b := h.Budget
+		if b == nil {
+			b = hub.NewBudgeted(h.Client, hub.BudgetConfig{TTL: d.BudgetTTL, JobsOpsPerMinute: h.JobsOpsPerMinute, Now: d.Now})
+		}
+		hubs = append(hubs, handlers.Hub{Name: h.Name, Host: b.Client().Host(), Jobs: b, Operators: h.Operators})
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	s := &Server{deps: d, https: isHTTPS(d.PublicURL)}
+	s.handlers = handlers.New(handlers.Config{Hubs: hubs, Audit: d.Audit, Logger: d.Logger, Now: d.Now, Version: d.Version})
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.IPExtractor = IPExtractor(d.TrustedProxies)
+	e.HTTPErrorHandler = s.handleError
+	metrics, err := newHTTPMetrics(d.Registry)
+	if err != nil {
+		return nil, err
+	}
+	s.echo = e
+	s.middleware(metrics)
+	s.routes()
+	return s, nil
+}
+
+// Handler is the portal as an http.Handler.
+func (s *Server) Handler() http.Handler { return s.echo }
+
+// SetDraining makes /readyz answer 503 so a load balancer stops sending new
+// requests while in-flight ones (an audited cancel) finish.
+func (s *Server) SetDraining() { s.draining.Store(true) }
+
+// Handlers exposes the page handlers (e.g. to report hub errors seen
+// outside the portal).
+func (s *Server) Handlers() *handlers.Handlers { return s.handlers }
