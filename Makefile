@@ -5,7 +5,8 @@
 #   make test    deps, templ output check, vet, gofmt, go test -race, fuzz smoke
 #   make e2e     deps + the browser end-to-end tests only (verbose)
 #   make run     the demo: portal, two simulated hubs, demo IdP
-#   make fuzz    longer fuzzing of every Fuzz target (FUZZTIME=1m by default)
+#   make fuzz    longer fuzzing of every Fuzz target (FUZZTIME=1m by default;
+#                FUZZ_PKGS=./hub/... to narrow it)
 #   make bench   the benchmarks (bench/run.sh when present, else go test -bench)
 #   make deps    only install / build / start the test infrastructure
 #
@@ -32,6 +33,7 @@ export PGSSLMODE ?= disable
 GOTEST_FLAGS ?= -race -count=1 -timeout 15m
 FUZZ_BUDGET ?= 60
 export FUZZ_BUDGET
+FUZZ_PKGS ?= ./...
 
 .PHONY: test deps dex generate-check vet fmt-check unit fuzz-smoke e2e run fuzz bench
 
@@ -68,7 +70,7 @@ run:
 	go run ./cmd/hubjobs demo
 
 fuzz:
-	FUZZTIME=$${FUZZTIME:-1m} scripts/fuzz-smoke.sh
+	FUZZTIME=$${FUZZTIME:-1m} scripts/fuzz-smoke.sh $(FUZZ_PKGS)
 
 bench:
 	@if [ -x bench/run.sh ]; then bench/run.sh; \

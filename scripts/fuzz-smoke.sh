@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# fuzz-smoke.sh — a short fuzzing pass over every Fuzz target in the module.
+# fuzz-smoke.sh [packages…] — a short fuzzing pass over every Fuzz target in
+# the given packages (default ./..., the whole module).
 #
 # The targets are discovered (`go test -list`), so a new Fuzz function is
 # covered without touching this script. Each runs alone (go test accepts one
@@ -14,7 +15,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 # "pkg name" per line: go test -list prints a package's names, then its
 # "ok  <pkg>" line.
-targets="$(go test -list '^Fuzz' ./... | awk '
+[ $# -gt 0 ] || set -- ./...
+targets="$(go test -list '^Fuzz' "$@" | awk '
 	/^Fuzz/ { names[++n] = $1; next }
 	/^ok/   { for (i = 1; i <= n; i++) print $2, names[i]; n = 0 }')"
 
