@@ -81,7 +81,7 @@ func describeFailure(err error) failure {
 			reason: "identity provider unreachable"}
 	case errors.Is(err, ErrTransactionMissing):
 		return failure{status: http.StatusBadRequest, title: "Sign-in expired",
-			detail: "This sign-in took too long, was finished in another browser, or your browser did not keep its cookie. Try again.",
+			detail: "This sign-in took too long, was started in another browser or tab that has since been replaced, or your browser did not keep its cookie. Try again.",
 			reason: "sign-in transaction missing or expired", retry: true}
 	case errors.Is(err, ErrTransactionReplayed):
 		return failure{status: http.StatusBadRequest, title: "Sign-in expired",

@@ -163,28 +163,26 @@ func (a *Authenticator) dropOldTransactions(w http.ResponseWriter, r *http.Reque
 // The cookie is expired before anything else happens, so a transaction is
 // single-use in the browser even when the rest of the callback fails.
 //
-// No transaction cookie at all means the sign-in expired or the browser
-// dropped it (ErrTransactionMissing: "try again"); transaction cookies that
-// do not match the state mean the response belongs to another browser or
-// was tampered with (ErrStateMismatch).
+// No transaction cookie for this state means the sign-in expired, was
+// dropped to make room for newer tabs, or was started in another browser:
+// the user cannot tell these apart and the remedy is the same, so all are
+// ErrTransactionMissing ("try again"). A cookie found under the state's
+// name whose full state differs means tampering (ErrStateMismatch).
 func (a *Authenticator) takeTx(w http.ResponseWriter, r *http.Request, state string) (loginTx, error) {
-	if validStateParam(state) {
-		if c, err := r.Cookie(a.txCookieName(state)); err == nil {
-			a.expireCookie(w, c.Name)
-			tx, ok := a.decodeTx(c)
-			if !ok {
-				return loginTx{}, ErrTransactionMissing
-			}
-			if !constantTimeEqual(hashParam(tx.State), state) {
-				return loginTx{}, ErrStateMismatch
-			}
-			return tx, nil
-		}
+	if !validStateParam(state) {
+		return loginTx{}, ErrTransactionMissing
 	}
-	for _, c := range r.Cookies() {
-		if strings.HasPrefix(c.Name, a.txPrefix) {
-			return loginTx{}, ErrStateMismatch
-		}
+	c, err := r.Cookie(a.txCookieName(state))
+	if err != nil {
+		return loginTx{}, ErrTransactionMissing
 	}
-	return loginTx{}, ErrTransactionMissing
+	a.expireCookie(w, c.Name)
+	tx, ok := a.decodeTx(c)
+	if !ok {
+		return loginTx{}, ErrTransactionMissing
+	}
+	if !constantTimeEqual(hashParam(tx.State), state) {
+		return loginTx{}, ErrStateMismatch
+	}
+	return tx, nil
 }
