@@ -1,0 +1,5 @@
+package web_test
+
+import "github.com/hubjobs/hubjobs/web"
+
+var webNextAllowed = web.NextAllowed
