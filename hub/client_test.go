@@ -335,9 +335,9 @@ func TestRetryPolicy(t *testing.T) {
 			attempts: 3, waits: []time.Duration{2 * time.Second, 4 * time.Second},
 		},
 		{
-			name:      "Retry-After beyond the budget gives up at once",
-			handle:    func(w http.ResponseWriter, r *http.Request, n int) { reply(w, 429, errThrottle, "Retry-After", "3600") },
-			attempts:  1, waits: nil,
+			name:     "Retry-After beyond the budget gives up at once",
+			handle:   func(w http.ResponseWriter, r *http.Request, n int) { reply(w, 429, errThrottle, "Retry-After", "3600") },
+			attempts: 1, waits: nil,
 			wantErr:   []error{ErrThrottled},
 			wantRetry: time.Hour,
 		},
@@ -349,13 +349,17 @@ func TestRetryPolicy(t *testing.T) {
 			wantErr: []error{ErrTimeout},
 		},
 		{
-			name:     "404 is not retried",
-			handle:   func(w http.ResponseWriter, r *http.Request, n int) { reply(w, 404, errNotFound, "iothub-errorcode", "JobNotFound") },
+			name: "404 is not retried",
+			handle: func(w http.ResponseWriter, r *http.Request, n int) {
+				reply(w, 404, errNotFound, "iothub-errorcode", "JobNotFound")
+			},
 			attempts: 1, wantErr: []error{ErrNotFound},
 		},
 		{
-			name:     "401 is not retried",
-			handle:   func(w http.ResponseWriter, r *http.Request, n int) { reply(w, 401, "", "iothub-errorcode", "IotHubUnauthorizedAccess") },
+			name: "401 is not retried",
+			handle: func(w http.ResponseWriter, r *http.Request, n int) {
+				reply(w, 401, "", "iothub-errorcode", "IotHubUnauthorizedAccess")
+			},
 			attempts: 1, wantErr: []error{ErrUnauthorized},
 		},
 		{
