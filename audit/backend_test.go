@@ -29,7 +29,7 @@ func pgBaseDSN() string {
 type backend struct {
 	name string
 	// newDSN returns the DSN of a fresh, empty trail removed after the test.
-	newDSN func(t *testing.T) string
+	newDSN func(t testing.TB) string
 	// dropTriggers is what an intruder runs before rewriting history.
 	dropTriggers string
 }
@@ -37,7 +37,7 @@ type backend struct {
 var backends = []backend{
 	{
 		name: "sqlite",
-		newDSN: func(t *testing.T) string {
+		newDSN: func(t testing.TB) string {
 			return "sqlite://" + filepath.Join(t.TempDir(), "audit.db")
 		},
 		dropTriggers: `DROP TRIGGER audit_entries_no_update; DROP TRIGGER audit_entries_no_delete`,
@@ -85,7 +85,7 @@ func requirePostgres(t testing.TB) *sql.DB {
 	return nil
 }
 
-func newPostgresSchema(t *testing.T) string {
+func newPostgresSchema(t testing.TB) string {
 	t.Helper()
 	admin := requirePostgres(t)
 	schema := "audit_test_" + randomHex(t, 6)
