@@ -258,3 +258,28 @@ func stats(t *testing.T, job map[string]any) map[string]int {
 	}
 	return out
 }
+
+func quoteJSON(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
+// deviceRecords reads every devices.jobs record of a job (following
+// continuations), optionally only those with a per-device status.
+func (h *harness) deviceRecords(jobID, status string) []map[string]any {
+	h.t.Helper()
+	sql := "SELECT * FROM devices.jobs WHERE devices.jobs.jobId = '" + strings.ReplaceAll(jobID, "'", "''") + "'"
+	if status != "" {
+		sql += " AND devices.jobs.status = '" + status + "'"
+	}
+	var all []map[string]any
+	token := ""
+	for {
+		r := h.do(http.MethodPost, "/devices/query", `{"query":`+quoteJSON(sql)+`}`, "x-ms-continuation", token)
+		wantOK(h.t, r)
+		all = append(all, r.array(h.t)...)
+		if token = r.header.Get("x-ms-continuation"); token == "" {
+			return all
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -286,7 +287,7 @@ func (s *Sim) serve(r *http.Request, rt route) reply {
 		if !ok {
 			e := newHubError(codeThrottling, "Throttling limit exceeded: jobs operations are limited to %d per minute.", s.opts.JobOpsPerMinute)
 			e.format = formatB
-			e.retryAfter = strconv.Itoa(int(wait.Seconds()) + 1)
+			e.retryAfter = strconv.Itoa(max(1, int(math.Ceil(wait.Seconds()))))
 			return fail(e)
 		}
 	}
