@@ -1,0 +1,274 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+// budgetFixture is a Budgeted over a fake hub, on a manual clock.
+func budgetFixture(t *testing.T, cfg BudgetConfig, handle func(w http.ResponseWriter, r *http.Request, n int)) (*Budgeted, *fakeHub, *manualClock, *Metrics) {
+	t.Helper()
+	hub := newFakeHub(t, handle)
+	m := NewMetrics(prometheus.NewRegistry())
+	c, _ := hub.client(t, func(c *Config) { c.Metrics = m; c.HubName = "prod" })
+	clock := newManualClock()
+	cfg.Now = clock.Now
+	return NewBudgeted(c, cfg), hub, clock, m
+}
+
+func reads(m *Metrics, op, source string) float64 {
+	return testutil.ToFloat64(m.reads.WithLabelValues("prod", op, source))
+}
+
+func TestBudgetCoalescesConcurrentReads(t *testing.T) {
+	release := make(chan struct{})
+	b, hub, _, m := budgetFixture(t, BudgetConfig{}, func(w http.ResponseWriter, r *http.Request, _ int) {
+		<-release
+		reply(w, 200, jobRunning)
+	})
+	var wg sync.WaitGroup
+	results := make([]Fresh[*Job], 200)
+	errs := make([]error, 200)
+	for i := range results {
+		wg.Go(func() { results[i], errs[i] = b.GetJob(context.Background(), "job-1") })
+	}
+	for hub.count("GET", "/jobs/v2/job-1") == 0 {
+		time.Sleep(time.Millisecond) // until the one hub call is in flight
+	}
+	close(release)
+	wg.Wait()
+	if n := hub.count("GET", "/jobs/v2/job-1"); n != 1 {
+		t.Errorf("200 concurrent reads made %d hub calls, want 1", n)
+	}
+	for i, r := range results {
+		if errs[i] != nil || r.Value == nil || r.Value.Status != StatusRunning || r.Stale {
+			t.Fatalf("reader %d got %+v, %v", i, r, errs[i])
+		}
+	}
+	if hubReads, shared := reads(m, "GetJob", "hub"), reads(m, "GetJob", "coalesced")+reads(m, "GetJob", "cached"); hubReads != 1 || shared != 199 {
+		t.Errorf("metrics: %v hub reads, %v coalesced or cached; want 1 and 199", hubReads, shared)
+	}
+	if reads(m, "GetJob", "coalesced") == 0 {
+		t.Error("no read was counted as coalesced")
+	}
+}
+
+func TestBudgetReusesResultsForTheTTL(t *testing.T) {
+	b, hub, clock, m := budgetFixture(t, BudgetConfig{TTL: 2 * time.Second}, func(w http.ResponseWriter, r *http.Request, _ int) {
+		reply(w, 200, jobRunning)
+	})
+	ctx := context.Background()
+	first, _ := b.GetJob(ctx, "job-1")
+	clock.Advance(1900 * time.Millisecond)
+	second, _ := b.GetJob(ctx, "job-1")
+	if hub.count("GET", "/jobs/v2/job-1") != 1 || second.Value != first.Value || !second.FetchedAt.Equal(first.FetchedAt) {
+		t.Errorf("read within the TTL went to the hub")
+	}
+	clock.Advance(200 * time.Millisecond)
+	third, _ := b.GetJob(ctx, "job-1")
+	if hub.count("GET", "/jobs/v2/job-1") != 2 || !third.FetchedAt.Equal(clock.Now()) || third.Stale {
+		t.Errorf("read after the TTL: %d hub calls, %+v", hub.count("GET", "/jobs/v2/job-1"), third)
+	}
+	if reads(m, "GetJob", "cached") != 1 {
+		t.Errorf("cached reads = %v", reads(m, "GetJob", "cached"))
+	}
+}
+
+func TestBudgetServesStaleDataWhenTheBucketIsEmpty(t *testing.T) {
+	b, hub, clock, m := budgetFixture(t, BudgetConfig{JobsOpsPerMinute: 1}, func(w http.ResponseWriter, r *http.Request, _ int) {
+		reply(w, 200, jobRunning)
+	})
+	ctx := context.Background()
+	first, err := b.GetJob(ctx, "job-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(5 * time.Second) // past the TTL, far from a new token
+	got, err := b.GetJob(ctx, "job-1")
+	if err != nil || !got.Stale || got.Value != first.Value || got.Age(clock.Now()) != 5*time.Second || !errors.Is(got.Reason, ErrThrottled) {
+		t.Fatalf("read with an empty bucket = %+v, %v; want the last job, stale, 5s old", got, err)
+	}
+	// Nothing known about another job: a local throttle error, no hub call.
+	_, err = b.GetJob(ctx, "job-2")
+	var be *BudgetError
+	if !errors.As(err, &be) || !errors.Is(err, ErrThrottled) || be.RetryAfter <= 0 || be.RetryAfter > time.Minute {
+		t.Fatalf("read of an unknown job with an empty bucket: %v", err)
+	}
+	if n := len(hub.requests()); n != 1 {
+		t.Errorf("%d hub calls, want 1", n)
+	}
+	if reads(m, "GetJob", "stale") != 1 || reads(m, "GetJob", "refused") != 1 {
+		t.Errorf("stale %v, refused %v", reads(m, "GetJob", "stale"), reads(m, "GetJob", "refused"))
+	}
+	clock.Advance(time.Minute) // the bucket refills
+	if got, err := b.GetJob(ctx, "job-1"); err != nil || got.Stale {
+		t.Errorf("after refill: %+v, %v", got, err)
+	}
+}
+
+func TestBudgetKeepsATokenForCancel(t *testing.T) {
+	// 30/min gives a burst of 3; reads may spend 2 and leave 1 for a write.
+	b, hub, _, _ := budgetFixture(t, BudgetConfig{JobsOpsPerMinute: 30}, func(w http.ResponseWriter, r *http.Request, _ int) {
+		if r.Method == http.MethodPost {
+			reply(w, 200, jobCancelled)
+			return
+		}
+		reply(w, 200, jobQueued)
+	})
+	ctx := context.Background()
+	for _, id := range []string{"a", "b"} {
+		if _, err := b.GetJob(ctx, id); err != nil {
+			t.Fatalf("read %s: %v", id, err)
+		}
+	}
+	if _, err := b.GetJob(ctx, "c"); !errors.Is(err, ErrThrottled) {
+		t.Fatalf("third read err = %v, want the budget to keep its last token", err)
+	}
+	if job, err := b.CancelJob(ctx, "job-1"); err != nil || job.Status != StatusCancelled {
+		t.Fatalf("cancel with the reserved token: %+v, %v", job, err)
+	}
+	if _, err := b.CancelJob(ctx, "job-2"); !errors.Is(err, ErrThrottled) || RetryAfterHint(err) <= 0 {
+		t.Fatalf("cancel with an empty bucket err = %v, want a local throttle with a hint", err)
+	}
+	if n := hub.count("POST", "/jobs/v2/job-2/cancel"); n != 0 {
+		t.Errorf("a cancel over budget reached the hub")
+	}
+}
+
+func TestBudgetServesStaleDataWhenTheHubFails(t *testing.T) {
+	var mode string
+	var mu sync.Mutex
+	setMode := func(m string) { mu.Lock(); mode = m; mu.Unlock() }
+	b, _, clock, _ := budgetFixture(t, BudgetConfig{}, func(w http.ResponseWriter, r *http.Request, _ int) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch mode {
+		case "down":
+			reply(w, 503, errServer)
+		case "gone":
+			reply(w, 404, errNotFound)
+		default:
+			reply(w, 200, jobRunning)
+		}
+	})
+	ctx := context.Background()
+	b.GetJob(ctx, "job-1")
+	setMode("down")
+	clock.Advance(3 * time.Second)
+	got, err := b.GetJob(ctx, "job-1")
+	if err != nil || !got.Stale || !errors.Is(got.Reason, ErrUnavailable) {
+		t.Fatalf("hub down: %+v, %v; want stale data with the hub's error as reason", got, err)
+	}
+	setMode("gone")
+	clock.Advance(3 * time.Second)
+	if _, err := b.GetJob(ctx, "job-1"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("job gone: %v, want ErrNotFound rather than stale data", err)
+	}
+	setMode("down")
+	clock.Advance(3 * time.Second)
+	if _, err := b.GetJob(ctx, "job-1"); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("after not-found the old copy must be forgotten: %v", err)
+	}
+}
+
+func TestBudgetCoalescesConcurrentCancels(t *testing.T) {
+	release := make(chan struct{})
+	b, hub, _, _ := budgetFixture(t, BudgetConfig{}, func(w http.ResponseWriter, r *http.Request, _ int) {
+		if r.Method == http.MethodPost {
+			<-release
+			reply(w, 200, jobCancelled)
+			return
+		}
+		reply(w, 200, jobQueued)
+	})
+	ctx := context.Background()
+	if got, _ := b.GetJob(ctx, "job-1"); got.Value.Status != StatusQueued {
+		t.Fatalf("setup read: %+v", got)
+	}
+	var wg sync.WaitGroup
+	jobs := make([]*Job, 10)
+	errs := make([]error, 10)
+	for i := range jobs {
+		wg.Go(func() { jobs[i], errs[i] = b.CancelJob(ctx, "job-1") })
+	}
+	for hub.count("POST", "/jobs/v2/job-1/cancel") == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond) // the other nine join the flight (there is no clock for this)
+	close(release)
+	wg.Wait()
+	if n := hub.count("POST", "/jobs/v2/job-1/cancel"); n != 1 {
+		t.Errorf("10 concurrent cancels made %d hub calls, want 1", n)
+	}
+	for i := range jobs {
+		if errs[i] != nil || jobs[i] != jobs[0] || jobs[i].Status != StatusCancelled {
+			t.Errorf("canceller %d got %+v, %v; want the one shared answer", i, jobs[i], errs[i])
+		}
+	}
+	// The cancel's answer replaced the cached queued job.
+	if got, _ := b.GetJob(ctx, "job-1"); got.Value.Status != StatusCancelled || hub.count("GET", "/jobs/v2/job-1") != 1 {
+		t.Errorf("read after cancel: %+v (%d GETs)", got.Value, hub.count("GET", "/jobs/v2/job-1"))
+	}
+	// A later cancel is a new request: it goes to the hub.
+	release = make(chan struct{})
+	close(release)
+	b.CancelJob(ctx, "job-1")
+	if n := hub.count("POST", "/jobs/v2/job-1/cancel"); n != 2 {
+		t.Errorf("a sequential second cancel made %d calls in all, want 2", n)
+	}
+}
+
+func TestBudgetQueriesHaveTheirOwnBucket(t *testing.T) {
+	b, hub, _, _ := budgetFixture(t, BudgetConfig{QueriesPerMinute: 1}, func(w http.ResponseWriter, r *http.Request, _ int) {
+		if r.URL.Path == "/devices/query" {
+			reply(w, 200, `[]`)
+			return
+		}
+		reply(w, 200, `[]`)
+	})
+	ctx := context.Background()
+	if _, err := b.QueryDeviceJobs(ctx, "job-1", PageOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.QueryDeviceJobs(ctx, "job-1", PageOptions{PageSize: 5}); !errors.Is(err, ErrThrottled) {
+		t.Fatalf("second query err = %v, want the query bucket spent", err)
+	}
+	if _, err := b.QueryJobs(ctx, QueryJobsOptions{}); err != nil {
+		t.Fatalf("jobs query with the query bucket spent: %v", err)
+	}
+	if n := hub.count("POST", "/devices/query"); n != 1 {
+		t.Errorf("%d device queries", n)
+	}
+}
+
+func TestBudgetFollowerMayLeaveEarly(t *testing.T) {
+	release := make(chan struct{})
+	b, hub, _, _ := budgetFixture(t, BudgetConfig{}, func(w http.ResponseWriter, r *http.Request, _ int) {
+		<-release
+		reply(w, 200, jobRunning)
+	})
+	leader := make(chan error, 1)
+	go func() { _, err := b.GetJob(context.Background(), "job-1"); leader <- err }()
+	for hub.count("GET", "/jobs/v2/job-1") == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := b.GetJob(ctx, "job-1"); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled follower err = %v", err)
+	}
+	close(release)
+	if err := <-leader; err != nil {
+		t.Errorf("leader err = %v", err)
+	}
+	if _, err := b.GetJob(context.Background(), "bad id"); !errors.Is(err, ErrInvalidJobID) {
+		t.Errorf("bad id through the budget: %v", err)
+	}
+}
