@@ -134,7 +134,6 @@ type serverConfig struct {
 	WriteTimeout      time.Duration `yaml:"write_timeout"`
 	IdleTimeout       time.Duration `yaml:"idle_timeout"`
 	MaxHeaderBytes    int           `yaml:"max_header_bytes"`
-	MaxBodyBytes      int           `yaml:"max_body_bytes"`
 	DrainDelay        time.Duration `yaml:"drain_delay"`
 	ShutdownTimeout   time.Duration `yaml:"shutdown_timeout"`
 }
@@ -171,7 +170,6 @@ func defaultConfig() *config {
 			WriteTimeout:      45 * time.Second,
 			IdleTimeout:       120 * time.Second,
 			MaxHeaderBytes:    16 << 10,
-			MaxBodyBytes:      64 << 10,
 			DrainDelay:        5 * time.Second,
 			ShutdownTimeout:   20 * time.Second,
 		},
@@ -205,10 +203,18 @@ func parseConfig(data []byte, getenv func(string) string) (*config, error) {
 	d := &decoder{getenv: getenv}
 	d.decodeStruct(root, reflect.ValueOf(cfg).Elem(), "", envPrefix)
 	d.validate(cfg)
-	if len(d.problems) > 0 {
-		return nil, &usageError{strings.Join(d.problems, "\n")}
+	if err := d.err(); err != nil {
+		return nil, err
 	}
 	return cfg, nil
+}
+
+// validateConfig checks a configuration built in code (the demo) exactly as
+// one read from a file, and derives its typed fields.
+func validateConfig(cfg *config) error {
+	d := &decoder{}
+	d.validate(cfg)
+	return d.err()
 }
 
 // decoder walks the YAML node tree and the environment into the config
@@ -216,6 +222,14 @@ func parseConfig(data []byte, getenv func(string) string) (*config, error) {
 type decoder struct {
 	getenv   func(string) string
 	problems []string
+}
+
+// err is every problem found, one per line, or nil.
+func (d *decoder) err() error {
+	if len(d.problems) == 0 {
+		return nil
+	}
+	return &usageError{strings.Join(d.problems, "\n")}
 }
 
 func (d *decoder) problem(key, format string, args ...any) {
@@ -720,8 +734,5 @@ func (d *decoder) validateServer(s *serverConfig) {
 	}
 	if s.MaxHeaderBytes < 1024 {
 		d.problem("server.max_header_bytes", "must be at least 1024")
-	}
-	if s.MaxBodyBytes < 1024 {
-		d.problem("server.max_body_bytes", "must be at least 1024")
 	}
 }

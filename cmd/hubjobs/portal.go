@@ -1,0 +1,232 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/hubjobs/hubjobs/audit"
+	"github.com/hubjobs/hubjobs/auth"
+	"github.com/hubjobs/hubjobs/hub"
+	"github.com/hubjobs/hubjobs/web"
+)
+
+// portal is the assembled application: what serve and demo share.
+type portal struct {
+	cfg     *config
+	logger  *slog.Logger
+	store   *audit.Store
+	web     *web.Server
+	handler http.Handler
+	stop    context.CancelFunc // ends background work (reconciliation)
+	wg      sync.WaitGroup
+}
+
+// portalOptions are the few things the demo and tests change.
+type portalOptions struct {
+	// OIDCClient is used for discovery, JWKS and the token call (the demo
+	// IdP's own client); nil is auth's default.
+	OIDCClient *http.Client
+	// Registry collects the metrics; nil makes a fresh one.
+	Registry *prometheus.Registry
+}
+
+// reconcileEvery is how often pending cancel intents (a crash between the hub
+// call and the outcome entry, possibly on another replica) are settled after
+// the one pass at start-up.
+const reconcileEvery = 5 * time.Minute
+
+// newPortal wires every component from cfg. It is the only constructor of
+// audit, hub, auth and web objects in the program.
+func newPortal(ctx context.Context, cfg *config, logger *slog.Logger, opts portalOptions) (*portal, error) {
+	reg := opts.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	if err := registerProcessMetrics(reg); err != nil {
+		return nil, err
+	}
+	hub.Version = version
+
+	store, err := audit.Open(ctx, cfg.Audit.Database, audit.WithLogger(logger), audit.WithRegisterer(reg))
+	if errors.Is(err, audit.ErrInvalid) {
+		return nil, &usageError{fmt.Sprintf("config: %v", err)} // e.g. the SQLite directory does not exist
+	}
+	if err != nil {
+		return nil, fmt.Errorf("audit store: %w", err)
+	}
+	p := &portal{cfg: cfg, logger: logger, store: store}
+	ok := false
+	defer func() {
+		if !ok {
+			p.Close()
+		}
+	}()
+
+	clients, err := newHubClients(cfg.Hubs, hub.NewMetrics(reg))
+	if err != nil {
+		return nil, err
+	}
+	authn, err := auth.New(ctx, auth.Config{
+		Issuer:          cfg.OIDC.Issuer,
+		ClientID:        cfg.OIDC.ClientID,
+		ClientSecret:    cfg.OIDC.ClientSecret,
+		Scopes:          cfg.OIDC.Scopes,
+		PublicURL:       cfg.PublicURL,
+		RolesClaim:      cfg.OIDC.RolesClaim,
+		RoleMap:         cfg.OIDC.Roles.roleMap(),
+		SessionKeys:     cfg.Session.keys,
+		IdleTimeout:     cfg.Session.IdleTimeout,
+		AbsoluteTimeout: cfg.Session.AbsoluteTimeout,
+		NextAllowed:     web.NextAllowed,
+		RenderError:     web.RenderError,
+		Revocations:     store,
+		Events:          web.NewEventSink(store, cfg.trustedProxies),
+		HTTPClient:      opts.OIDCClient,
+		Logger:          logger,
+		Registerer:      reg,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("auth: %w", err)
+	}
+	hubs := make([]web.Hub, len(cfg.Hubs))
+	for i, h := range cfg.Hubs {
+		hubs[i] = web.Hub{Name: h.Name, Client: clients[h.Name], Operators: h.Operators, JobsOpsPerMinute: h.JobsOpsPerMinute}
+	}
+	p.web, err = web.New(web.Deps{
+		Hubs:           hubs,
+		Auth:           authn,
+		Audit:          store,
+		Logger:         logger,
+		Registry:       reg,
+		TrustedProxies: cfg.trustedProxies,
+		PublicURL:      cfg.PublicURL,
+		Version:        version,
+		IdPOrigin:      originOf(cfg.OIDC.Issuer),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("web: %w", err)
+	}
+	p.handler = p.web.Handler()
+
+	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
+	p.stop = stop
+	p.wg.Go(func() { p.reconcileLoop(bg, clients) })
+	ok = true
+	return p, nil
+}
+
+// Close stops background work and closes the audit store last, after the
+// HTTP server has finished every request that could still append.
+func (p *portal) Close() {
+	if p.stop != nil {
+		p.stop()
+	}
+	p.wg.Wait()
+	if err := p.store.Close(); err != nil {
+		p.logger.Warn("closing the audit store", "err", err)
+	}
+}
+
+// registerProcessMetrics adds the Go runtime and process collectors.
+func registerProcessMetrics(reg prometheus.Registerer) error {
+	for _, c := range []prometheus.Collector{
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	} {
+		if err := reg.Register(c); err != nil && !errors.As(err, new(prometheus.AlreadyRegisteredError)) {
+			return fmt.Errorf("metrics: %w", err)
+		}
+	}
+	return nil
+}
+
+// newHubClients builds one client per configured hub: SAS from a
+// connection string, or Entra ID through azidentity's default chain
+// (workload identity, managed identity, environment, Azure CLI), shared by
+// every Entra hub.
+func newHubClients(hubs []hubConfig, metrics *hub.Metrics) (map[string]*hub.Client, error) {
+	clients := make(map[string]*hub.Client, len(hubs))
+	var entra hub.Credential
+	for _, h := range hubs {
+		hc := hub.Config{Endpoint: h.Endpoint, HubName: h.Name, Metrics: metrics}
+		switch {
+		case h.ConnectionString != "":
+			cred, err := hub.NewSASCredential(h.connString)
+			if err != nil {
+				return nil, fmt.Errorf("hub %s: %w", h.Name, err)
+			}
+			hc.Host, hc.Credential = h.connString.HostName, cred
+		default:
+			if entra == nil {
+				tc, err := azidentity.NewDefaultAzureCredential(nil)
+				if err != nil {
+					return nil, fmt.Errorf("hub %s: Entra ID credential: %w", h.Name, err)
+				}
+				entra = hub.NewEntraCredential(tc)
+			}
+			hc.Host, hc.Credential = h.Host, entra
+		}
+		client, err := hub.New(hc)
+		if err != nil {
+			return nil, fmt.Errorf("hub %s: %w", h.Name, err)
+		}
+		clients[h.Name] = client
+	}
+	return clients, nil
+}
+
+// reconcileLoop settles cancel intents that never got an outcome: once at
+// start-up, then every reconcileEvery. A hub that cannot be reached leaves
+// its intents pending for the next pass; it never delays readiness.
+func (p *portal) reconcileLoop(ctx context.Context, clients map[string]*hub.Client) {
+	lookup := func(ctx context.Context, hubName, jobID string) (string, error) {
+		c, ok := clients[hubName]
+		if !ok {
+			return "", fmt.Errorf("hub %q is no longer configured", hubName)
+		}
+		job, err := c.GetJob(ctx, jobID)
+		if errors.Is(err, hub.ErrNotFound) {
+			return "not_found", nil
+		}
+		if err != nil {
+			return "", err
+		}
+		return string(job.Status), nil
+	}
+	tick := time.NewTicker(reconcileEvery)
+	defer tick.Stop()
+	for {
+		settled, err := p.store.Reconcile(ctx, lookup)
+		if settled > 0 {
+			p.logger.Info("reconciled pending cancel intents", "settled", settled)
+		}
+		if err != nil && ctx.Err() == nil {
+			p.logger.Warn("reconciling pending cancel intents", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// originOf is scheme://host of a validated URL: the IdP's origin, which the
+// CSP must allow as a form target for sign-out's redirect to it.
+func originOf(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return ""
+	}
+	return u.Scheme + "://" + u.Host
+}
