@@ -43,3 +43,24 @@ func BenchmarkSimGetJob(b *testing.B) {
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
 }
+
+// BenchmarkSimGetJobInProcess is the simulator's own cost per GET, without
+// sockets: ServeHTTP into a recorder.
+func BenchmarkSimGetJobInProcess(b *testing.B) {
+	clock := NewManualClock(testStart)
+	sim := New(Options{Key: testKey, Clock: clock})
+	sim.SeedDemo()
+	clock.Advance(2 * time.Minute)
+	token := signSAS(testKey, sim.Hostname(), testStart.Add(24*time.Hour).Unix())
+	req := httptest.NewRequest(http.MethodGet, "/jobs/v2/"+DemoLiveJobID+"?api-version=2021-04-12", nil)
+	req.Header.Set("Authorization", token)
+	b.ReportAllocs()
+	for b.Loop() {
+		rec := httptest.NewRecorder()
+		sim.ServeHTTP(rec, req)
+		if rec.Code != http.StatusOK {
+			b.Fatalf("status %d", rec.Code)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
+}
