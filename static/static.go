@@ -139,7 +139,7 @@ func Handler() http.Handler {
 		h := w.Header()
 		h.Set("Content-Type", a.contentType)
 		h.Set("ETag", a.etag)
-		h.Set("Vary", "Accept-Encoding")
+		h.Add("Vary", "Accept-Encoding")
 		if strings.HasSuffix(r.URL.Path, "/"+a.hashedName) {
 			h.Set("Cache-Control", "public, max-age=31536000, immutable")
 		} else {

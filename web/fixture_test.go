@@ -113,11 +113,11 @@ func newPortal(t *testing.T, o portalOptions) *portal {
 	var hubs []web.Hub
 	for _, hs := range o.hubs {
 		sim := hubsim.New(hubsim.Options{Hostname: hs.name + ".azure-devices.net", Devices: hs.devices, DeviceRate: 1,
-			FailureRate: hs.failures, Clock: p.clock, QueuedPhase: -1, MaxActiveJobs: 50})
+			FailureRate: hs.failures, Clock: p.clock, QueuedPhase: -1, MaxActiveJobs: 100})
 		hsrv := httptest.NewServer(sim)
 		t.Cleanup(func() { sim.Close(); hsrv.Close() })
-		cfg := hub.Config{Endpoint: hsrv.URL, HubName: hs.name, MaxAttempts: 2, AttemptTimeout: 2 * time.Second,
-			CallBudget: 4 * time.Second, Sleep: func(context.Context, time.Duration) error { return nil }}
+		cfg := hub.Config{Endpoint: hsrv.URL, HubName: hs.name, MaxAttempts: 2, AttemptTimeout: 500 * time.Millisecond,
+			CallBudget: time.Second, Sleep: func(context.Context, time.Duration) error { return nil }}
 		client, err := hub.NewFromConnectionString(sim.ConnectionString(), cfg)
 		if err != nil {
 			t.Fatal(err)
