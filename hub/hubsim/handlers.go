@@ -59,14 +59,23 @@ func (s *Sim) createJob(r *http.Request, id string, now time.Time) reply {
 	return okJSON(createResponse{JobID: id, Type: spec.typ, Status: statusQueued}, nil)
 }
 
+// readBody reads a request body of at most maxRequestBody bytes.
+func readBody(r *http.Request) ([]byte, *hubError) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxRequestBody+1))
+	switch {
+	case err != nil:
+		return nil, newHubError(codeArgumentInvalid, "Could not read the request body.")
+	case len(body) > maxRequestBody:
+		return nil, newHubError(codeArgumentInvalid, "The request body is larger than %d bytes.", maxRequestBody)
+	}
+	return body, nil
+}
+
 // parseJobRequest decodes and validates a PUT body into a jobSpec.
 func (s *Sim) parseJobRequest(r *http.Request, id string, now time.Time) (jobSpec, *hubError) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxRequestBody+1))
-	if err != nil {
-		return jobSpec{}, newHubError(codeArgumentInvalid, "Could not read the request body.")
-	}
-	if len(body) > maxRequestBody {
-		return jobSpec{}, newHubError(codeArgumentInvalid, "The request body is larger than %d bytes.", maxRequestBody)
+	body, herr := readBody(r)
+	if herr != nil {
+		return jobSpec{}, herr
 	}
 	var req jobRequest
 	dec := json.NewDecoder(bytes.NewReader(body))
@@ -88,7 +97,6 @@ func (s *Sim) parseJobRequest(r *http.Request, id string, now time.Time) (jobSpe
 		maxExec: defaultMaxExec, queuedFor: s.opts.QueuedPhase,
 		rate: s.opts.DeviceRate, failureRate: s.opts.FailureRate,
 	}
-	var herr *hubError
 	if req.Type == typeScheduleDeviceMethod {
 		spec.method, herr = validMethod(req.CloudToDeviceMethod, req.UpdateTwin)
 	} else {
@@ -97,6 +105,7 @@ func (s *Sim) parseJobRequest(r *http.Request, id string, now time.Time) (jobSpe
 	if herr != nil {
 		return jobSpec{}, herr
 	}
+	var err error
 	if spec.target, err = parseCondition(req.QueryCondition); err != nil {
 		return jobSpec{}, newHubError(codeArgumentInvalid, "Invalid queryCondition: %v", err)
 	}
@@ -104,6 +113,9 @@ func (s *Sim) parseJobRequest(r *http.Request, id string, now time.Time) (jobSpe
 		if spec.start, err = parseHubTime(*req.StartTime); err != nil {
 			return jobSpec{}, newHubError(codeArgumentInvalid, "Invalid startTime '%s'.", *req.StartTime)
 		}
+		// A start in the past (or .NET's zero time) means "now": the
+		// deadline then counts from creation, not from year 1.
+		spec.start = later(spec.start, now)
 	}
 	if m := req.MaxExecutionTimeInSeconds; m != nil {
 		if *m < 0 {
@@ -392,9 +404,9 @@ func (s *Sim) orderedJobs(now time.Time) []*job {
 // as a bare array, jobs newest first and devices in id order, paged like
 // the jobs query.
 func (s *Sim) queryDevices(r *http.Request, now time.Time) reply {
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxRequestBody+1))
-	if err != nil || len(body) > maxRequestBody {
-		return fail(newHubError(codeArgumentInvalid, "Could not read the request body."))
+	body, herr := readBody(r)
+	if herr != nil {
+		return fail(herr)
 	}
 	var req devicesQueryRequest
 	if err := json.Unmarshal(body, &req); err != nil || req.Query == nil {

@@ -436,3 +436,17 @@ func TestUnknownRoutesAndMethods(t *testing.T) {
 		}
 	}
 }
+
+// A start in the past, or .NET's zero time, runs the job now with its full
+// maxExecutionTimeInSeconds instead of a deadline in year 1.
+func TestPastStartTimeMeansNow(t *testing.T) {
+	h := newHarness(t, Options{Devices: 3})
+	h.create("zero", methodJob("zero", "*", `,"startTime":"0001-01-01T00:00:00","maxExecutionTimeInSeconds":60`))
+	if got := h.get("zero")["startTime"]; got != "2030-01-01T08:00:00.0000000Z" {
+		t.Errorf("startTime %v, want the creation time", got)
+	}
+	h.clock.Advance(time.Minute)
+	if job := h.get("zero"); job["status"] != "completed" {
+		t.Errorf("status %v, statistics %v", job["status"], job["deviceJobStatistics"])
+	}
+}
