@@ -82,11 +82,13 @@ func (l *eventLog) last(t *testing.T, action string) Event {
 // flakyRevocations wraps the memory store; fail makes every call fail.
 type flakyRevocations struct {
 	*MemoryRevocations
-	mu   sync.Mutex
-	fail bool
+	mu         sync.Mutex
+	fail       bool // every call fails
+	failRevoke bool // only Revoke fails
 }
 
-func (f *flakyRevocations) setFail(v bool) { f.mu.Lock(); f.fail = v; f.mu.Unlock() }
+func (f *flakyRevocations) setFail(v bool)       { f.mu.Lock(); f.fail = v; f.mu.Unlock() }
+func (f *flakyRevocations) setFailRevoke(v bool) { f.mu.Lock(); f.failRevoke = v; f.mu.Unlock() }
 
 func (f *flakyRevocations) err() error {
 	f.mu.Lock()
@@ -100,6 +102,12 @@ func (f *flakyRevocations) err() error {
 func (f *flakyRevocations) Revoke(ctx context.Context, id string, until time.Time) error {
 	if err := f.err(); err != nil {
 		return err
+	}
+	f.mu.Lock()
+	failRevoke := f.failRevoke
+	f.mu.Unlock()
+	if failRevoke {
+		return errors.New("revocation table is read-only")
 	}
 	return f.MemoryRevocations.Revoke(ctx, id, until)
 }

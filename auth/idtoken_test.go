@@ -34,7 +34,7 @@ type fakeOP struct {
 	lastToken   url.Values
 	lastAuth    string
 	respond     func(w http.ResponseWriter, r *http.Request) // overrides the token response when set
-	idToken     string                      // returned by the token endpoint
+	idToken     string                                       // returned by the token endpoint
 }
 
 func newFakeOP(t *testing.T) *fakeOP {
@@ -219,7 +219,9 @@ func TestCallback_IDTokenValidation(t *testing.T) {
 		{name: "NonceDiffers", change: func(c map[string]any) { c["nonce"] = hashParam("another transaction") }},
 		{name: "NonceMissing", change: func(c map[string]any) { delete(c, "nonce") }},
 		{name: "IssuerTrailingSlash", change: func(c map[string]any) { c["iss"] = c["iss"].(string) + "/" }},
-		{name: "IssuerOtherTenant", change: func(c map[string]any) { c["iss"] = "https://login.microsoftonline.com/9188040d-6c67-4c5b-b112-36a304b66dad/v2.0" }},
+		{name: "IssuerOtherTenant", change: func(c map[string]any) {
+			c["iss"] = "https://login.microsoftonline.com/9188040d-6c67-4c5b-b112-36a304b66dad/v2.0"
+		}},
 		{name: "AudienceWithoutClientID", change: func(c map[string]any) { c["aud"] = "someone-else" }},
 		{name: "SeveralAudiencesNoAzp", change: func(c map[string]any) { c["aud"] = []string{"hubjobs", "api"} }},
 		{name: "SeveralAudiencesForeignAzp", change: func(c map[string]any) { c["aud"] = []string{"hubjobs", "api"}; c["azp"] = "api" }},

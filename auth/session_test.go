@@ -88,6 +88,21 @@ func TestSession_CookieAttributes(t *testing.T) {
 
 func TestSession_LargestClaimSetFitsInACookie(t *testing.T) {
 	a, _ := sessionAuth(t, "https://jobs.example.com", newTestClock())
+	named := func(i int) string {
+		return fmt.Sprintf("Contoso.Fleet.Region-%02d.IoTHub-%c%c.Jobs.Operator", i, 'a'+i%26, 'z'-i%26)
+	}
+	// Entra group object ids: random, so compression cannot help.
+	guid := func(i int) string {
+		h := fmt.Sprintf("%x", sha(fmt.Sprint("group", i)))
+		return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+	}
+	for name, value := range map[string]func(int) string{"LongRoleNames": named, "GroupGUIDs": guid} {
+		t.Run(name, func(t *testing.T) { fitsInACookie(t, a, value) })
+	}
+}
+
+func fitsInACookie(t *testing.T, a *Authenticator, value func(int) string) {
+	t.Helper()
 	u := User{
 		Issuer:  "https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47/v2.0",
 		Subject: "AAAAAAAAAAAAAAAAAAAAAIkzqFVrSaSaFHy782bbtaQ",
@@ -96,7 +111,7 @@ func TestSession_LargestClaimSetFitsInACookie(t *testing.T) {
 		Roles:   []Role{RoleViewer, RoleOperator, RoleAuditor, RoleAdmin},
 	}
 	for i := range 50 {
-		u.ClaimValues = append(u.ClaimValues, fmt.Sprintf("Contoso.Fleet.Region-%02d.IoTHub-%c%c.Jobs.Operator", i, 'a'+i%26, 'z'-i%26))
+		u.ClaimValues = append(u.ClaimValues, value(i))
 	}
 	c := mint(t, a, u)
 	size := len(c.Name) + 1 + len(c.Value)
