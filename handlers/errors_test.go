@@ -1,0 +1,78 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/hubjobs/hubjobs/audit"
+	"github.com/hubjobs/hubjobs/hub"
+)
+
+// Describe is the one place an error becomes a status: the contract's codes.
+func TestDescribeMapsErrorsToTheContractsStatuses(t *testing.T) {
+	hubErr := func(status int, code string) error {
+		return fmt.Errorf("get job: %w", &hub.Error{Op: "GetJob", StatusCode: status, Code: code, TrackingID: "trk-1", Message: "<b>x</b>"})
+	}
+	for _, tc := range []struct {
+		err    error
+		status int
+		code   string
+	}{
+		{badRequest("x", "y"), 400, ""},
+		{hub.ErrInvalidJobID, 400, ""},
+		{hubErr(404, "JobNotFound"), 404, "JobNotFound"},
+		{hubErr(405, "OperationNotAllowedInCurrentState"), 409, "OperationNotAllowedInCurrentState"},
+		{hubErr(429, "ThrottlingException"), 503, "ThrottlingException"},
+		{&hub.BudgetError{Hub: "prod", Op: "GetJob", RetryAfter: 3 * time.Second}, 503, ""},
+		{hubErr(503, "ServiceUnavailable"), 502, "ServiceUnavailable"},
+		{hubErr(504, "GatewayTimeout"), 504, "GatewayTimeout"},
+		{fmt.Errorf("x: %w", hub.ErrTimeout), 504, ""},
+		{fmt.Errorf("x: %w", hub.ErrOutcomeUnknown), 504, ""},
+		{hubErr(401, "IotHubUnauthorizedAccess"), 502, "IotHubUnauthorizedAccess"},
+		{fmt.Errorf("x: %w", audit.ErrUnavailable), 503, ""},
+		{echo.ErrNotFound, 404, ""},
+		{echo.ErrMethodNotAllowed, 405, ""},
+		{echo.ErrStatusRequestEntityTooLarge, 413, ""},
+		{context.Canceled, 499, ""},
+		{errors.New("boom"), 500, ""},
+	} {
+		p := Describe(tc.err)
+		if p.Status != tc.status || p.HubCode != tc.code || p.Title == "" {
+			t.Errorf("Describe(%v) = %d %q %q, want %d %q", tc.err, p.Status, p.HubCode, p.Title, tc.status, tc.code)
+		}
+		if p.Status == http.StatusServiceUnavailable && p.RetryAfter <= 0 {
+			t.Errorf("Describe(%v): 503 without Retry-After", tc.err)
+		}
+		if tc.code != "" && p.TrackingID != "trk-1" {
+			t.Errorf("Describe(%v) lost the tracking id", tc.err)
+		}
+	}
+}
+
+func TestActiveJobLimitFromThrottle(t *testing.T) {
+	for msg, want := range map[string]int{"Maximum number of active jobs is 5": 5, "too many": -1} {
+		err := &hub.Error{StatusCode: 429, Code: "ThrottlingMaxActiveJobCountExceeded", Message: msg}
+		if got := activeJobLimit(err); got != want {
+			t.Errorf("activeJobLimit(%q) = %d, want %d", msg, got, want)
+		}
+	}
+	if activeJobLimit(&hub.Error{StatusCode: 429, Code: "ThrottlingException", Message: "5"}) != 0 {
+		t.Error("another throttle is not the active-job limit")
+	}
+}
+
+func TestSafeCSVDefusesFormulas(t *testing.T) {
+	got := safeCSV([]string{"=cmd|' /C calc'!A0", "+1", "-2", "@SUM(A1)", "\tx", "device-1", ""})
+	want := []string{"'=cmd|' /C calc'!A0", "'+1", "'-2", "'@SUM(A1)", "'\tx", "device-1", ""}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("cell %d = %q, want %q", i, got[i], want[i])
+		}
+	}
+}
