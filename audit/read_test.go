@@ -82,19 +82,21 @@ func TestList_FiltersAndPaging(t *testing.T) {
 }
 
 func TestList_LimitDefaultsAndCap(t *testing.T) {
-	s := openStore(t, backends[0].newDSN(t))
-	for i := range MaxListLimit + 1 {
-		mustAppend(t, s, Entry{Action: AuthLogin, RequestID: fmt.Sprint(i)})
-	}
-	for _, tc := range []struct{ limit, want int }{{0, DefaultListLimit}, {-1, DefaultListLimit}, {10_000, MaxListLimit}} {
-		got, err := s.List(context.Background(), Filter{Limit: tc.limit})
-		if err != nil {
-			t.Fatal(err)
+	forEachBackend(t, func(t *testing.T, b backend) {
+		s := openStore(t, b.newDSN(t))
+		for i := range MaxListLimit + 1 {
+			mustAppend(t, s, Entry{Action: AuthLogin, RequestID: fmt.Sprint(i)})
 		}
-		if len(got) != tc.want {
-			t.Errorf("List(Limit: %d) returned %d entries, want %d", tc.limit, len(got), tc.want)
+		for _, tc := range []struct{ limit, want int }{{0, DefaultListLimit}, {-1, DefaultListLimit}, {10_000, MaxListLimit}} {
+			got, err := s.List(context.Background(), Filter{Limit: tc.limit})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != tc.want {
+				t.Errorf("List(Limit: %d) returned %d entries, want %d", tc.limit, len(got), tc.want)
+			}
 		}
-	}
+	})
 }
 
 // TestVerify_NamesTheTamperedEntry is security.md H52: someone with database

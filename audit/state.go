@@ -1,7 +1,6 @@
 package audit
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"database/sql"
@@ -94,7 +93,6 @@ func (s *Store) Snapshot(ctx context.Context, hub, jobID string) (Snapshot, erro
 	case err != nil:
 		return Snapshot{}, unavailable("snapshot", err)
 	}
-	snap.Body = bytes.Clone(snap.Body)
 	snap.LastSeen = time.UnixMicro(seenUS).UTC()
 	return snap, nil
 }
