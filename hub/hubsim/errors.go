@@ -62,8 +62,6 @@ func newHubError(code errorCode, format string, args ...any) *hubError {
 	return &hubError{code: code, status: code.status(), text: fmt.Sprintf(format, args...)}
 }
 
-func (e *hubError) Error() string { return e.code.name + ": " + e.text }
-
 // errorBody is both top-level formats: the hub always sends these two keys.
 type errorBody struct {
 	Message          string `json:"Message"`
