@@ -1,6 +1,8 @@
 package web_test
 
 import (
+	"strings"
+
 	"github.com/PuerkitoBio/goquery"
 
 	"github.com/hubjobs/hubjobs/web"
@@ -9,3 +11,7 @@ import (
 var webNextAllowed = web.NextAllowed
 
 type goquerySelection = goquery.Selection
+
+func goqueryDoc(s string) (*goquery.Document, error) {
+	return goquery.NewDocumentFromReader(strings.NewReader(s))
+}

@@ -32,7 +32,7 @@ var t0 = time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
 // on a temp SQLite file, and real hub clients talking to hub simulators
 // over HTTP.
 type portal struct {
-	t      *testing.T
+	t      testing.TB
 	srv    *httptest.Server
 	web    *web.Server
 	auth   *auth.Authenticator
@@ -61,7 +61,7 @@ var testRoleMap = map[auth.Role][]string{
 	auth.RoleAuditor: {"Audit.Read"}, auth.RoleAdmin: {"Jobs.Admin"},
 }
 
-func newPortal(t *testing.T, o portalOptions) *portal {
+func newPortal(t testing.TB, o portalOptions) *portal {
 	t.Helper()
 	if len(o.hubs) == 0 {
 		o.hubs = []hubSpec{{name: "prod", devices: 40}, {name: "eu", devices: 40, operators: []string{"Jobs.Cancel.EU"}}}
