@@ -32,6 +32,8 @@ var Version = "dev"
 // documented stable one, used by the C# and Node SDKs.
 const APIVersion = "2021-04-12"
 
+const apiVersionQuery = "api-version=" + APIVersion
+
 // Defaults for Config's zero values. The attempt timeout and call budget
 // follow the security reference (≈10 s per attempt, ≤25 s in all, ending
 // before the portal's own write timeout).
@@ -523,10 +525,15 @@ func (c *Client) do(ctx context.Context, r request) (*response, error) {
 	if r.write {
 		budget -= c.cfg.ReconcileTimeout
 	}
-	ctx, cancel := context.WithTimeout(ctx, budget)
-	defer cancel()
+	// The budget is a deadline, not a context of its own: each attempt's
+	// context ends at the earlier of its own timeout and the budget, which
+	// costs one context and timer per attempt instead of two.
+	deadline := time.Now().Add(budget)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
 	for attempt := 1; ; attempt++ {
-		resp, err := c.attempt(ctx, r)
+		resp, err := c.attempt(ctx, r, deadline)
 		if err == nil {
 			return resp, nil
 		}
@@ -537,7 +544,7 @@ func (c *Client) do(ctx context.Context, r request) (*response, error) {
 		if wait == 0 {
 			wait = c.backoff(attempt, errors.Is(err, ErrThrottled))
 		}
-		if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < wait {
+		if time.Until(deadline) < wait {
 			return nil, err // the next attempt could not happen within the budget
 		}
 		if c.cfg.Sleep(ctx, wait) != nil {
@@ -627,8 +634,12 @@ func maybeSent(err error) bool {
 // body within it. Errors: *Error for a non-2xx answer, *transportError for
 // no answer, and for a write whose outcome cannot be known an error
 // wrapping ErrOutcomeUnknown.
-func (c *Client) attempt(ctx context.Context, r request) (*response, error) {
-	actx, cancel := context.WithTimeout(ctx, c.cfg.AttemptTimeout)
+func (c *Client) attempt(ctx context.Context, r request, budgetEnd time.Time) (*response, error) {
+	end := time.Now().Add(c.cfg.AttemptTimeout)
+	if budgetEnd.Before(end) {
+		end = budgetEnd
+	}
+	actx, cancel := context.WithDeadline(ctx, end)
 	defer cancel()
 	req, err := c.newRequest(actx, r)
 	if err != nil {
@@ -676,16 +687,15 @@ func (c *Client) attempt(ctx context.Context, r request) (*response, error) {
 }
 
 func (c *Client) newRequest(ctx context.Context, r request) (*http.Request, error) {
-	q := url.Values{}
-	for k, v := range r.query {
-		q[k] = v
+	query := apiVersionQuery
+	if len(r.query) > 0 {
+		query += "&" + r.query.Encode()
 	}
-	q.Set("api-version", APIVersion)
 	var body io.Reader = http.NoBody // with POST this sends Content-Length: 0 (HTTP.sys wants it)
 	if r.body != nil {
 		body = bytes.NewReader(r.body)
 	}
-	req, err := http.NewRequestWithContext(ctx, r.method, c.base+r.path+"?"+q.Encode(), body)
+	req, err := http.NewRequestWithContext(ctx, r.method, c.base+r.path+"?"+query, body)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrInvalidRequest, r.op, err)
 	}
@@ -753,7 +763,7 @@ func decodePage[T any](op string, resp *response) ([]T, error) {
 // than JSON (a captive portal's HTML page answering 200, say).
 func checkJSON(op string, resp *response) error {
 	ct := resp.header.Get("Content-Type")
-	if ct != "" && !strings.Contains(strings.ToLower(ct), "json") {
+	if ct != "" && !strings.Contains(ct, "json") && !strings.Contains(strings.ToLower(ct), "json") {
 		return fmt.Errorf("IoT Hub %s: %w: Content-Type %q", op, ErrBadResponse, clip(ct, 60))
 	}
 	return nil

@@ -139,9 +139,9 @@ func (t *Time) UnmarshalJSON(b []byte) error {
 		*t = Time{}
 		return nil
 	}
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("%w: not a JSON string", ErrBadTime)
+	s, err := enumString(b)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrBadTime, err)
 	}
 	v, err := ParseTime(s)
 	if err != nil {
@@ -363,10 +363,16 @@ type DevicesPage struct {
 }
 
 // enumString decodes a JSON string enum; null is the empty value. Numbers
-// and objects are an error rather than a silent empty value.
+// and objects are an error rather than a silent empty value. A literal
+// without escapes (every enum and timestamp the hub sends) is taken as is:
+// the decoder calling us has already validated it, and re-entering
+// json.Unmarshal for each field was most of the client's own cost per call.
 func enumString(b []byte) (string, error) {
 	if bytes.Equal(b, []byte("null")) {
 		return "", nil
+	}
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' && bytes.IndexByte(b[1:n-1], '\\') < 0 && bytes.IndexByte(b[1:n-1], '"') < 0 {
+		return string(b[1 : n-1]), nil
 	}
 	var s string
 	if err := json.Unmarshal(b, &s); err != nil {
