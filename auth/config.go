@@ -29,6 +29,10 @@ type RevocationStore interface {
 
 // Event is a security event for the audit trail: auth.login, auth.login_failed,
 // auth.logout, csrf.blocked, authz.denied.
+//
+// User.SessionID is the raw session id: store User.SessionHash() instead.
+// Reason never holds codes, state, nonces, tokens, cookies or secrets; text
+// from the IdP in it is sanitised (no control characters) and truncated.
 type Event struct {
 	Action  string
 	User    *User  // nil when unknown (failed login, anonymous CSRF)

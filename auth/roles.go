@@ -48,6 +48,15 @@ func (u *User) Can(r Role) bool {
 	return false
 }
 
+// SessionHash is how the session may appear in logs and audit records: a
+// SHA-256 of the id, never the id itself.
+func (u *User) SessionHash() string {
+	if u == nil || u.SessionID == "" {
+		return ""
+	}
+	return hashID(u.SessionID)
+}
+
 // HasClaimValue reports whether the roles claim carried value v at sign-in
 // (exact, case-sensitive), for hub-level operator lists.
 func (u *User) HasClaimValue(v string) bool {

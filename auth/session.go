@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/gorilla/sessions"
@@ -57,10 +58,9 @@ func encodeSessionPayload(d sessionData) ([]byte, error) {
 	}
 	var buf bytes.Buffer
 	buf.WriteByte(sessionPayloadVersion)
-	zw, err := flate.NewWriter(&buf, flate.BestCompression)
-	if err != nil {
-		return nil, fmt.Errorf("auth: encode session: %w", err)
-	}
+	zw := flateWriters.Get().(*flate.Writer)
+	defer flateWriters.Put(zw)
+	zw.Reset(&buf)
 	if _, err := zw.Write(raw); err != nil {
 		return nil, fmt.Errorf("auth: encode session: %w", err)
 	}
@@ -72,13 +72,31 @@ func encodeSessionPayload(d sessionData) ([]byte, error) {
 
 var errBadPayload = errors.New("auth: malformed session payload")
 
+// DEFLATE state is large (a 32 KB window to read, far more to write) and
+// every signed-in request inflates a cookie, so both sides are pooled.
+var (
+	flateReaders = sync.Pool{New: func() any { return flate.NewReader(bytes.NewReader(nil)) }}
+	flateWriters = sync.Pool{New: func() any {
+		w, err := flate.NewWriter(io.Discard, flate.BestCompression)
+		if err != nil {
+			panic(err) // only for an invalid level
+		}
+		return w
+	}}
+)
+
 func decodeSessionPayload(b []byte) (sessionData, error) {
 	if len(b) == 0 || b[0] != sessionPayloadVersion {
 		return sessionData{}, errBadPayload
 	}
 	// The MAC has already been verified, so this is our own output; the
 	// limit is belt and braces against a decompression bomb.
-	raw, err := io.ReadAll(io.LimitReader(flate.NewReader(bytes.NewReader(b[1:])), 64<<10))
+	zr := flateReaders.Get().(io.ReadCloser)
+	defer flateReaders.Put(zr)
+	if err := zr.(flate.Resetter).Reset(bytes.NewReader(b[1:]), nil); err != nil {
+		return sessionData{}, fmt.Errorf("%w: %w", errBadPayload, err)
+	}
+	raw, err := io.ReadAll(io.LimitReader(zr, 64<<10))
 	if err != nil {
 		return sessionData{}, fmt.Errorf("%w: %w", errBadPayload, err)
 	}
