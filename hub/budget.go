@@ -269,7 +269,7 @@ func read[T any](ctx context.Context, b *Budgeted, op, key string, l *rate.Limit
 					return answer{staleWith(f, err), sourceStale}, nil
 				}
 			} else {
-				b.forget(key) // not found now: never serve the old copy
+				b.forget(key) // a definite answer (not found, refused): never serve the old copy
 			}
 			return answer{source: sourceHub}, err
 		}

@@ -389,7 +389,7 @@ func (c *Client) QueryJobs(ctx context.Context, o QueryJobsOptions) (*JobsPage, 
 				continue
 			}
 			if !validEnumFilter(f.value) {
-				return nil, fmt.Errorf("%w: %s filter %q is not a job %s name", ErrInvalidRequest, f.name, clip(f.value, 40), strings.TrimPrefix(f.name, "job"))
+				return nil, fmt.Errorf("%w: %s filter %q is not a name of letters", ErrInvalidRequest, f.name, clip(f.value, 40))
 			}
 			q.Set(f.name, f.value)
 		}
