@@ -39,6 +39,7 @@ func (h *Handlers) CancelAuthorize(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		e := h.entry(c, u, truncate(c.Param("hub"), 64), truncate(c.Param("id"), 128), "")
 		e.Action, e.Result = audit.AuthzDenied, "denied: cancel needs the operator role on this hub"
+		h.histories.forget(e.Hub + "/" + e.JobID)
 		if _, err := h.audit.Append(c.Request().Context(), e); err != nil {
 			h.log.ErrorContext(c.Request().Context(), "audit of a denied cancel failed", "err", err)
 		}
@@ -64,6 +65,7 @@ func (h *Handlers) Cancel(c echo.Context) error {
 	u, _ := auth.UserFrom(ctx)
 	intent := h.entry(c, u, hb.Name, id, reason)
 	intent.Action, intent.Result = audit.JobCancelIntent, "requested"
+	h.histories.forget(hb.Name + "/" + id)
 	if _, err := h.audit.Append(ctx, intent); err != nil {
 		return &Problem{Status: http.StatusServiceUnavailable, Title: "Cancel not attempted: the audit trail is unavailable",
 			Detail:     "Every cancel must be recorded before it is sent to IoT Hub, and the audit trail cannot be written right now. Nothing was sent to the hub.",
@@ -85,6 +87,7 @@ func (h *Handlers) Cancel(c echo.Context) error {
 			o.banner.Detail += " (The outcome could not be written to the audit trail yet; it will be reconciled.)"
 		}
 	}
+	h.histories.forget(hb.Name + "/" + id)
 	if o.problem != nil {
 		return o.problem
 	}

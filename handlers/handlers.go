@@ -64,6 +64,7 @@ type Handlers struct {
 
 	limits    sync.Map // hub name → int: active-job limit learned from a 429
 	snapshots snapshotTracker
+	histories historyCache
 	cancels   inflightCancels
 }
 

@@ -33,7 +33,7 @@ func (h *Handlers) Job(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	m, err := h.jobPage(c, hb, id)
+	m, err := h.jobPage(c, hb, id, true)
 	if err != nil {
 		return err
 	}
@@ -49,7 +49,7 @@ func (h *Handlers) JobStatus(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	m, err := h.jobPage(c, hb, id)
+	m, err := h.jobPage(c, hb, id, false) // the fragment shows no history
 	if err != nil {
 		return err
 	}
@@ -88,7 +88,7 @@ func (h *Handlers) hubParam(c echo.Context) (*Hub, error) {
 // jobPage reads the job through the budget and builds the page model. A
 // job the hub no longer has is shown from the portal's snapshot, marked
 // archived, instead of a 404.
-func (h *Handlers) jobPage(c echo.Context, hb *Hub, id string) (views.JobPage, error) {
+func (h *Handlers) jobPage(c echo.Context, hb *Hub, id string, withHistory bool) (views.JobPage, error) {
 	ctx := c.Request().Context()
 	var v views.Job
 	fresh, err := hb.Jobs.GetJob(ctx, id)
@@ -108,7 +108,9 @@ func (h *Handlers) jobPage(c echo.Context, hb *Hub, id string) (views.JobPage, e
 		return views.JobPage{}, err
 	}
 	m := views.JobPage{Job: v, Cancel: h.cancelControl(c, hb, v)}
-	m.History, m.HistoryUnavailable = h.history(ctx, hb.Name, id)
+	if withHistory {
+		m.History, m.HistoryUnavailable = h.history(ctx, hb.Name, id)
+	}
 	return m, nil
 }
 
@@ -132,8 +134,14 @@ func (h *Handlers) archivedJob(ctx context.Context, hubName, id string) (views.J
 }
 
 // history is the job's audit entries, newest first; a failing audit store
-// degrades the page instead of failing it.
+// degrades the page instead of failing it. Reads are reused for
+// historyTTL (many people open a job page that was just linked in a
+// ticket); this portal's own cancels drop the cached copy at once.
 func (h *Handlers) history(ctx context.Context, hubName, id string) ([]views.AuditEntry, bool) {
+	key := hubName + "/" + id
+	if entries, ok := h.histories.get(key, h.now()); ok {
+		return entries, false
+	}
 	entries, err := h.audit.List(ctx, audit.Filter{Hub: hubName, JobID: id, Limit: historyLimit})
 	if err != nil {
 		h.log.WarnContext(ctx, "job history unavailable", "hub", hubName, "job", id, "err", err)
@@ -143,7 +151,47 @@ func (h *Handlers) history(ctx context.Context, hubName, id string) ([]views.Aud
 	for i, e := range entries {
 		out[i] = auditView(e)
 	}
+	h.histories.put(key, out, h.now())
 	return out, false
+}
+
+// historyTTL is how long a job's audit history is reused between page loads.
+const historyTTL = 2 * time.Second
+
+// historyCache is a small TTL cache of job histories.
+type historyCache struct {
+	mu      sync.Mutex
+	entries map[string]cachedHistory
+}
+
+type cachedHistory struct {
+	entries []views.AuditEntry
+	at      time.Time
+}
+
+func (c *historyCache) get(key string, now time.Time) ([]views.AuditEntry, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.entries[key]
+	if !ok || now.Sub(e.at) >= historyTTL || now.Before(e.at) {
+		return nil, false
+	}
+	return e.entries, true
+}
+
+func (c *historyCache) put(key string, entries []views.AuditEntry, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.entries == nil || len(c.entries) >= snapshotTrackLimit {
+		c.entries = map[string]cachedHistory{}
+	}
+	c.entries[key] = cachedHistory{entries, now}
+}
+
+func (c *historyCache) forget(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.entries, key)
 }
 
 // active reports whether a job can still change: only these states are
