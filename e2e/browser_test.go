@@ -244,16 +244,25 @@ func (b *browser) waitFor(what, predicate string, timeout time.Duration) {
 	}
 }
 
-// screenshot saves the whole page as e2e/artifacts/<Test>/<name>.png.
+// screenshot saves the whole page as e2e/artifacts/<Test>/<name>.png. Right
+// after a navigation chromium can report a page of zero width for a moment,
+// so a failed capture is retried briefly; a screenshot is evidence, not a
+// check, so it never fails the test.
 func (b *browser) screenshot(name string) {
-	png, err := try(b, chromedp.FullScreenshot(100))
+	var png []byte
+	var err error
+	for range 20 {
+		if png, err = try(b, chromedp.FullScreenshot(100)); err == nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	if err != nil {
 		b.t.Logf("screenshot %s: %v", name, err)
 		return
 	}
-	path := artifactPath(b.t, name+".png")
-	if err := os.WriteFile(path, png, 0o644); err != nil {
-		b.t.Logf("save screenshot: %v", err)
+	if err := os.WriteFile(artifactPath(b.t, name+".png"), png, 0o644); err != nil {
+		b.t.Logf("save screenshot %s: %v", name, err)
 	}
 }
 

@@ -28,15 +28,16 @@ const pollInterval = 5 * time.Second
 // it runs, it reaches a terminal status without a reload, and from then on
 // the page stops asking for /status.
 func TestLiveProgressAdvancesWithoutReloadAndPollingStops(t *testing.T) {
-	// 8 devices started at 4/s, 2 s of work each: the job runs ~4 s.
-	s := startServeStack(t, simOptions{Devices: 8, DeviceRate: 4})
+	// 12 devices started at 2/s, 2 s of work each: the job runs ~7.5 s,
+	// long enough to sign in and still find it running, short enough to
+	// finish within one or two polls of the page.
+	s := startServeStack(t, simOptions{Devices: 12, DeviceRate: 2})
 	b := newBrowser(t)
 	const id = "e2e-live"
+	s.Hub.createJob(t, jobSpec{ID: id, Query: "*"})
 
 	openSignedOut(b, s.URL, s.URL+"/hubs/"+hubName+"/jobs", dexSignIn(dexViewer))
-	s.Hub.createJob(t, jobSpec{ID: id, Query: "*"})
-	b.navigate(s.URL + "/hubs/" + hubName + "/jobs")
-	b.do("see the new job in the list", chromedp.WaitVisible(chromedp.CSS(fmt.Sprintf(`tr[data-job-id=%q]`, id))))
+	b.do("see the job in the list", chromedp.WaitVisible(chromedp.CSS(fmt.Sprintf(`tr[data-job-id=%q]`, id))))
 	b.screenshot("job-list")
 
 	b.navigate(s.URL + jobPath(id))

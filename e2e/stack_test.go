@@ -186,6 +186,9 @@ type serveConfig struct {
 	Audit struct {
 		Database string `yaml:"database"`
 	} `yaml:"audit"`
+	Server struct {
+		DrainDelay string `yaml:"drain_delay"`
+	} `yaml:"server"`
 }
 
 type serveHub struct {
@@ -222,6 +225,9 @@ func startServeStack(t testing.TB, o simOptions) *serveStack {
 	c.Hubs = []serveHub{{Name: hubName, ConnectionString: sim.ConnectionString, Endpoint: sim.Endpoint}}
 	dir := t.TempDir()
 	c.Audit.Database = "sqlite://" + filepath.Join(dir, "audit.db")
+	// No load balancer to drain: stop at once when the test ends (the
+	// default 5 s drain would be paid by every test).
+	c.Server.DrainDelay = "0s"
 	b, err := yaml.Marshal(&c)
 	if err != nil {
 		t.Fatal(err)
