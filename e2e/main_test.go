@@ -21,6 +21,11 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	workDir = dir
+	// Artifacts describe the last run only.
+	if err := os.RemoveAll("artifacts"); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		os.Exit(1)
+	}
 	code := m.Run()
 	stopChromium()
 	os.RemoveAll(dir)
