@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"slices"
 	"strconv"
@@ -171,11 +172,32 @@ func (h *Handlers) DevicesCSV(c echo.Context) error {
 		if token == "" {
 			return cw.Error()
 		}
-		if fresh, err = hb.Jobs.QueryDeviceJobs(ctx, id, hub.PageOptions{PageSize: deviceFetchSize, Continuation: token}); err != nil {
+		if fresh, err = h.nextDevicePage(ctx, hb, id, token); err != nil {
 			h.log.WarnContext(ctx, "device export cut short", "hub", hb.Name, "job", id, "err", err)
 			cw.Write([]string{"", "export incomplete: " + Describe(err).Title})
 			cw.Flush()
 			return cw.Error()
+		}
+	}
+}
+
+// exportWaitLimit is how long one export page may wait for the hub budget.
+const exportWaitLimit = 15 * time.Second
+
+// nextDevicePage reads a further export page. The export reads many pages
+// in a row, which the budget's query bucket does not allow at once; rather
+// than cut the file short, it waits for the bucket (bounded) and tries again.
+func (h *Handlers) nextDevicePage(ctx context.Context, hb *Hub, id, token string) (hub.Fresh[*hub.DevicesPage], error) {
+	for {
+		fresh, err := hb.Jobs.QueryDeviceJobs(ctx, id, hub.PageOptions{PageSize: deviceFetchSize, Continuation: token})
+		wait := hub.RetryAfterHint(err)
+		if err == nil || !errors.Is(err, hub.ErrThrottled) || wait <= 0 || wait > exportWaitLimit {
+			return fresh, err
+		}
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return fresh, ctx.Err()
 		}
 	}
 }
