@@ -5,6 +5,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // callbackWith rewrites the query of a callback URL.
@@ -157,6 +159,9 @@ func TestCallback_Refusals(t *testing.T) {
 			}
 			if ev := f.events.last(t, ActionLoginFailed); ev.Reason != tc.reason {
 				t.Errorf("event reason %q, want %q", ev.Reason, tc.reason)
+			}
+			if got := testutil.ToFloat64(f.auth.metrics.loginFailures.WithLabelValues(tc.reason)); got != 1 {
+				t.Errorf("login failure metric for %q = %v, want 1", tc.reason, got)
 			}
 			if tc.status == http.StatusBadRequest && !strings.Contains(r.Body, `href="/auth/login"`) {
 				t.Error("no link to start again")

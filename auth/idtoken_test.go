@@ -305,6 +305,9 @@ func TestCallback_RotatedSigningKeyIsFetchedOnce(t *testing.T) {
 func TestCallback_TokenRequest(t *testing.T) {
 	f := newOPFixture(t)
 	state, nonce, tx := f.begin(t, "/")
+	if !strings.HasPrefix(tx.Name, "__Host-hubjobs-tx-") || !tx.Secure || !tx.HttpOnly || tx.SameSite != http.SameSiteLaxMode {
+		t.Errorf("transaction cookie on https: %+v", tx)
+	}
 	f.op.setIDToken(f.op.sign(f.claims(nonce)))
 	if rec := f.callback("code=the-code&state="+state, tx); rec.Code != http.StatusSeeOther {
 		t.Fatalf("status %d", rec.Code)
