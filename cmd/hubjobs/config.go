@@ -222,6 +222,7 @@ func validateConfig(cfg *config) error {
 type decoder struct {
 	getenv   func(string) string
 	problems []string
+	keys     []string // the key of each problem
 }
 
 // err is every problem found, one per line, or nil.
@@ -232,7 +233,16 @@ func (d *decoder) err() error {
 	return &usageError{strings.Join(d.problems, "\n")}
 }
 
+// problem records one problem with key, unless key (or a key inside it)
+// already has one: a connection string that failed to expand is not also
+// reported as missing.
 func (d *decoder) problem(key, format string, args ...any) {
+	for _, k := range d.keys {
+		if k == key || strings.HasPrefix(k, key+".") || strings.HasPrefix(k, key+"[") {
+			return
+		}
+	}
+	d.keys = append(d.keys, key)
 	d.problems = append(d.problems, fmt.Sprintf("config: %s: %s", key, fmt.Sprintf(format, args...)))
 }
 

@@ -318,6 +318,13 @@ func TestConfigProblems(t *testing.T) {
 			},
 		},
 		{
+			name: "a value that failed to expand is not also reported missing",
+			edit: func(s string) string {
+				return strings.Replace(s, `"`+testConnCS+`"`, "${PROD_HUB_CS}", 1)
+			},
+			want: []string{"config: hubs[0].connection_string: ${PROD_HUB_CS} is not set (line 11)"},
+		},
+		{
 			name: "bad connection string is not echoed",
 			edit: func(s string) string {
 				return strings.Replace(s, testConnCS, "HostName=x;SharedAccessKey=SECRETVALUE", 1)
