@@ -29,6 +29,7 @@ func inProcess(t *testing.T, setup portalSetup) *portal {
 	if err != nil {
 		t.Fatal(err)
 	}
+	cfg.Server.DrainDelay = 0 // no load balancer to wait for
 	var logs syncBuffer
 	logger := slog.New(slog.NewTextHandler(&logs, nil))
 	ctx, cancel := context.WithCancel(context.Background())
