@@ -105,4 +105,3 @@ func (f forwardedFor) RoundTrip(r *http.Request) (*http.Response, error) {
 	r.Header.Set("X-Forwarded-For", f.ip)
 	return http.DefaultTransport.RoundTrip(r)
 }
-
