@@ -43,7 +43,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"hub", "operation"}),
 		reads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hubjobs_hub_budget_reads_total",
-			Help: "Reads through the hub traffic budget by source: hub (a call was made), coalesced (shared another caller's call), cached (fresh within the TTL), stale (budget spent, last known data served), refused (budget spent, nothing known).",
+			Help: "Calls through the hub traffic budget by source: hub (a call was made), coalesced (shared another caller's call), cached (fresh within the TTL), stale (budget spent or hub failing, last known data served), refused (budget spent, nothing known; writes too).",
 		}, []string{"hub", "operation", "source"}),
 	}
 	if reg != nil {
