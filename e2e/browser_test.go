@@ -191,18 +191,32 @@ func (b *browser) location() string {
 	return run(b, "read location", chromedp.Location())
 }
 
+// The page is read with one JavaScript evaluation per question rather than
+// chromedp's node queries: htmx swaps elements while a test reads them (the
+// live status is replaced every 5 s), and a DOM node id fetched in one
+// protocol call can be gone by the next ("No node with given id found").
+// An evaluation sees one consistent page.
+
 // text is the visible text of the first element matching the CSS selector,
-// once it exists.
+// waiting until there is one.
 func (b *browser) text(sel string) string {
 	b.t.Helper()
-	return strings.TrimSpace(run(b, "read "+sel, chromedp.Text(chromedp.CSS(sel))))
+	js := fmt.Sprintf(`(() => { const e = document.querySelector(%s); return e ? {text: e.innerText} : null })()`, strconv.Quote(sel))
+	v := run(b, "read "+sel, chromedp.Poll[struct{ Text string }](js, chromedp.WithPollingInterval(25*time.Millisecond)))
+	return strings.TrimSpace(v.Text)
 }
 
-// attr is an attribute of the first element matching sel.
-func (b *browser) attr(sel, name string) (string, bool) {
+// attr is an attribute of the first element matching sel, waiting until
+// there is such an element; ok is false when it lacks the attribute.
+func (b *browser) attr(sel, name string) (value string, ok bool) {
 	b.t.Helper()
-	r := run(b, "read "+sel+"["+name+"]", chromedp.AttributeValue(chromedp.CSS(sel), name))
-	return r.Value, r.Exists
+	js := fmt.Sprintf(`(() => { const e = document.querySelector(%s); return e ? {value: e.getAttribute(%s)} : null })()`,
+		strconv.Quote(sel), strconv.Quote(name))
+	v := run(b, "read "+sel+"["+name+"]", chromedp.Poll[struct{ Value *string }](js, chromedp.WithPollingInterval(25*time.Millisecond)))
+	if v.Value == nil {
+		return "", false
+	}
+	return *v.Value, true
 }
 
 // exists reports, without waiting, whether sel matches an element.
@@ -217,14 +231,17 @@ func (b *browser) waitLocation(want string) {
 	b.waitURL("the page to be at exactly "+want, func(loc string) bool { return loc == want })
 }
 
-// waitURL waits until the page's URL satisfies ok. It polls from Go rather
-// than in the page, because the page navigates meanwhile.
+// waitURL waits until the page's URL satisfies ok and that page has
+// loaded. It polls from Go rather than in the page, because the page
+// navigates meanwhile (the URL changes when a navigation commits, before the
+// new document is ready).
 func (b *browser) waitURL(what string, ok func(string) bool) {
 	b.t.Helper()
 	deadline := time.Now().Add(stepTimeout)
 	for {
 		loc := b.location()
 		if ok(loc) {
+			b.waitFor("the page at "+loc+" to load", `document.readyState === "complete"`, stepTimeout)
 			return
 		}
 		if time.Now().After(deadline) {
