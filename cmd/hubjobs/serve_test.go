@@ -179,6 +179,46 @@ func TestMetricsByArea(t *testing.T) {
 	}
 }
 
+// A cancel whose outcome was never written (the process died between the
+// hub call and the audit write) is settled at start-up by asking the hub.
+func TestStartupReconcilesPendingIntents(t *testing.T) {
+	w := newWorld(t)
+	dsn := "sqlite://" + filepath.Join(t.TempDir(), "audit.db")
+	store, err := audit.Open(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	intent := audit.Entry{Action: audit.JobCancelIntent, Result: "requested", RequestID: "crashed-request",
+		Hub: "prod", JobID: hubsim.DemoCompletedJobID, Actor: audit.Actor{Issuer: "test", Subject: "op"}}
+	if _, err := store.Append(context.Background(), intent); err != nil {
+		t.Fatal(err)
+	}
+	store.Close()
+
+	p := inProcess(t, newPortalSetup(t, w, dsn, ""))
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		pending, err := p.store.PendingIntents(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(pending) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("intent still pending 10 s after start-up")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	entries, err := p.store.List(context.Background(), audit.Filter{JobID: hubsim.DemoCompletedJobID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 2 || entries[0].Action != audit.JobCancelReconciled || entries[0].RequestID != "crashed-request" || entries[0].Result != "completed" {
+		t.Errorf("newest entry = %+v, want job.cancel.reconciled with the job's status (completed)", entries[0])
+	}
+}
+
 // SIGTERM while a cancel is at the hub: readiness turns 503 at once, the
 // cancel completes and is audited (intent and outcome), the process exits 0.
 func TestSIGTERMDuringCancel(t *testing.T) {
