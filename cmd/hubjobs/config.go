@@ -6,7 +6,10 @@ package main
 //
 //  1. The YAML document is parsed into a node tree (go.yaml.in/yaml/v3) and
 //     walked against the config struct, so every unknown key is reported with
-//     its full dotted path and line ("oidc.client_secert: unknown key …").
+//     its full dotted path and line ("oidc.client_secert: unknown key …");
+//     this is yaml.Decoder.KnownFields done by hand, because its messages
+//     ("field x not found in type main.oidcConfig") name neither the key's
+//     path nor the keys that would have been right.
 //     Scalars are converted by the walker itself, not by YAML's implicit
 //     typing, so a secret that happens to read "null", "yes" or "0x10" stays
 //     the string it is.
