@@ -10,6 +10,12 @@
 #   FUZZTIME      fixed time per target, e.g. 30s (overrides the budget)
 # A crasher is written by go test under the package's testdata/fuzz/ and
 # fails the run; commit it as a regression case once fixed.
+#
+# One failure is not a finding: Go 1.26's fuzz coordinator can report
+# "context deadline exceeded" when -fuzztime expires while a worker is busy
+# (golang/go#75804, fixed in Go 1.27; frequent on a loaded 2-core machine).
+# A run that failed with only that message and wrote no failing input is
+# reported and counted as passed; any other failure fails the pass.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -35,7 +41,17 @@ else
 	per="${secs}s"
 fi
 echo "fuzz-smoke: $count target(s), $per each"
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
 while read -r pkg name; do
 	echo "fuzz-smoke: $pkg $name"
-	go test -run='^$' -fuzz="^${name}\$" -fuzztime="$per" "$pkg"
+	if go test -run='^$' -fuzz="^${name}\$" -fuzztime="$per" "$pkg" 2>&1 | tee "$log"; then
+		continue
+	fi
+	if grep -q 'Failing input written to' "$log" ||
+		[ "$(grep -A1 -- "^--- FAIL: $name " "$log" | tail -n1 | xargs)" != "context deadline exceeded" ]; then
+		echo "fuzz-smoke: $name FAILED" >&2
+		exit 1
+	fi
+	echo "fuzz-smoke: $name: only the -fuzztime deadline race of Go 1.26 (golang/go#75804), no failing input; counted as passed" >&2
 done <<<"$targets"
