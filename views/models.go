@@ -6,6 +6,7 @@ package views
 
 import (
 	"fmt"
+	"strconv"
 	"time"
 )
 
@@ -46,12 +47,25 @@ type Stats struct {
 // Done is succeeded + failed.
 func (s Stats) Done() int { return s.Succeeded + s.Failed }
 
-// Percent is n as a whole percentage of the device count.
-func (s Stats) Percent(n int) int {
-	if s.Devices <= 0 {
-		return 0
+// Percent is n as a whole percentage of the device count, for display. A
+// share that rounds to 0 or 100 without being either reads "<1" or ">99", so
+// that 10 failures out of 1,500 never look like none and a job with one
+// device left never looks done.
+func (s Stats) Percent(n int) string {
+	if s.Devices <= 0 || n <= 0 {
+		return "0"
 	}
-	return n * 100 / s.Devices
+	if n >= s.Devices {
+		return "100"
+	}
+	p := n * 100 / s.Devices
+	switch {
+	case p < 1:
+		return "<1"
+	case p >= 99:
+		return ">99"
+	}
+	return strconv.Itoa(p)
 }
 
 // total is the denominator of the progress bar: the device count, or the sum
