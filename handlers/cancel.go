@@ -43,6 +43,7 @@ func (h *Handlers) CancelAuthorize(next echo.HandlerFunc) echo.HandlerFunc {
 		if _, err := h.audit.Append(c.Request().Context(), e); err != nil {
 			h.log.ErrorContext(c.Request().Context(), "audit of a denied cancel failed", "err", err)
 		}
+		h.cancelOutcomes.WithLabelValues(e.Hub, "denied").Inc()
 		return &Problem{Status: http.StatusForbidden, Title: "You may not cancel jobs here",
 			Detail: "Cancelling needs the operator role on this hub. The attempt has been recorded."}
 	}
@@ -67,6 +68,7 @@ func (h *Handlers) Cancel(c echo.Context) error {
 	intent.Action, intent.Result = audit.JobCancelIntent, "requested"
 	h.histories.forget(hb.Name + "/" + id)
 	if _, err := h.audit.Append(ctx, intent); err != nil {
+		h.cancelOutcomes.WithLabelValues(hb.Name, "audit_unavailable").Inc()
 		return &Problem{Status: http.StatusServiceUnavailable, Title: "Cancel not attempted: the audit trail is unavailable",
 			Detail:     "Every cancel must be recorded before it is sent to IoT Hub, and the audit trail cannot be written right now. Nothing was sent to the hub.",
 			RetryAfter: defaultRetry, Err: err}
@@ -76,6 +78,7 @@ func (h *Handlers) Cancel(c echo.Context) error {
 
 	out := h.entry(c, u, hb.Name, id, reason)
 	out.Action, out.Result = o.action, o.result
+	h.cancelOutcomes.WithLabelValues(hb.Name, strings.TrimPrefix(string(o.action), "job.cancel.")).Inc()
 	if he, ok := errors.AsType[*hub.Error](o.hubErr); ok {
 		out.HubStatus, out.HubErrorCode, out.HubTrackingID = he.StatusCode, he.Code, he.TrackingID
 	}

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/hubjobs/hubjobs/audit"
 	"github.com/hubjobs/hubjobs/hub"
 	"github.com/hubjobs/hubjobs/views"
@@ -51,6 +53,8 @@ type Config struct {
 	Logger  *slog.Logger
 	Now     func() time.Time
 	Version string
+	// Registerer receives the cancel outcome counter; nil keeps it private.
+	Registerer prometheus.Registerer
 }
 
 // Handlers serves every page. Methods are grouped by area in their files.
@@ -66,6 +70,10 @@ type Handlers struct {
 	snapshots snapshotTracker
 	histories historyCache
 	cancels   inflightCancels
+	// cancelOutcomes counts cancel attempts by hub and outcome (succeeded,
+	// refused, unknown, denied, audit_unavailable): the number operators
+	// alert on when cancels start failing.
+	cancelOutcomes *prometheus.CounterVec
 }
 
 // New builds the handlers.
@@ -83,6 +91,13 @@ func New(cfg Config) *Handlers {
 		log:     cfg.Logger,
 		now:     cfg.Now,
 		version: cfg.Version,
+		cancelOutcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hubjobs_cancels_total",
+			Help: "Cancel attempts through the portal by hub and outcome.",
+		}, []string{"hub", "outcome"}),
+	}
+	if cfg.Registerer != nil {
+		cfg.Registerer.MustRegister(h.cancelOutcomes)
 	}
 	for i := range h.hubs {
 		h.byName[h.hubs[i].Name] = &h.hubs[i]

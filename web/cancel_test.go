@@ -71,6 +71,10 @@ func TestCancelScheduledJob(t *testing.T) {
 	if p.get(op, "/hubs/prod/jobs/job-1").doc(t).Find(`#job-history [data-action="job.cancel.intent"]`).Length() != 1 {
 		t.Error("the job page does not list the cancel intent")
 	}
+	// Operators alert on cancels by outcome.
+	if m := p.get(nil, "/metrics").body; !strings.Contains(m, `hubjobs_cancels_total{hub="prod",outcome="succeeded"} 1`) {
+		t.Error("/metrics does not count the cancel as succeeded")
+	}
 }
 
 func TestCancelWithoutHTMXRendersTheFullPage(t *testing.T) {

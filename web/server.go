@@ -105,7 +105,7 @@ func New(d Deps) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{deps: d, https: isHTTPS(d.PublicURL)}
-	s.handlers = handlers.New(handlers.Config{Hubs: hubs, Audit: d.Audit, Logger: d.Logger, Now: d.Now, Version: d.Version})
+	s.handlers = handlers.New(handlers.Config{Hubs: hubs, Audit: d.Audit, Logger: d.Logger, Now: d.Now, Version: d.Version, Registerer: d.Registry})
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.IPExtractor = IPExtractor(d.TrustedProxies)
