@@ -7,7 +7,9 @@
 #   make run     the demo: portal, two simulated hubs, demo IdP
 #   make fuzz    longer fuzzing of every Fuzz target (FUZZTIME=1m by default;
 #                FUZZ_PKGS=./hub/... to narrow it)
-#   make bench   the benchmarks (bench/run.sh when present, else go test -bench)
+#   make bench   the design.md budgets against `hubjobs demo` (go run ./bench,
+#                ~2 min; BENCH_FLAGS="-poll 20s -rounds 1" for a quick run)
+#   make bench-go  every Go benchmark (go test -bench), e2e login round trip included
 #   make deps    only install / build / start the test infrastructure
 #
 # Tunables: GOTEST_FLAGS, FUZZ_BUDGET (seconds for the smoke pass), FUZZTIME.
@@ -35,7 +37,7 @@ FUZZ_BUDGET ?= 60
 export FUZZ_BUDGET
 FUZZ_PKGS ?= ./...
 
-.PHONY: test deps dex generate-check vet fmt-check unit fuzz-smoke e2e run fuzz bench
+.PHONY: test deps dex generate-check vet fmt-check unit fuzz-smoke e2e run fuzz bench bench-go
 
 test: deps generate-check vet fmt-check unit fuzz-smoke
 	@echo "make test: all checks passed"
@@ -73,5 +75,7 @@ fuzz:
 	FUZZTIME=$${FUZZTIME:-1m} scripts/fuzz-smoke.sh $(FUZZ_PKGS)
 
 bench:
-	@if [ -x bench/run.sh ]; then bench/run.sh; \
-	else go test -run '^$$' -bench . -benchmem ./...; fi
+	go run ./bench $(BENCH_FLAGS)
+
+bench-go: deps
+	go test -run '^$$' -bench . -benchmem ./...
