@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	mathrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -29,17 +31,45 @@ func requireInfra(t testing.TB, format string, args ...any) {
 	t.Skip(msg)
 }
 
-// freePort reserves a loopback port by binding and releasing it. The small
-// window before the process binds it again is acceptable on a test machine;
-// the alternative (port 0) would need every process to report its port.
+// freePort finds a loopback port for a process that must know its port
+// before it starts (Dex's issuer URL, the portal's public_url and redirect
+// URI). The port is chosen at random BELOW the kernel's ephemeral range and
+// checked by binding it: the port-0 trick would hand out an ephemeral port
+// that any other test on the machine can be given too between our check and
+// the process's bind (seen as "address already in use" under load); ports
+// below the range are only ever taken by someone asking for them by number.
 func freePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	low, high := 20000, ephemeralLow()
+	for range 100 {
+		port := low + mathrand.IntN(high-low)
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue // taken; try another
+		}
+		l.Close()
+		return port
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatalf("no free loopback port in [%d, %d)", low, high)
+	return 0
+}
+
+// ephemeralLow is the first port of the kernel's ephemeral range (Linux
+// default 32768), or 32768 when it cannot be read or leaves no room.
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 32768
+	}
+	fields := strings.Fields(string(b))
+	if len(fields) == 0 {
+		return 32768
+	}
+	low, err := strconv.Atoi(fields[0])
+	if err != nil || low < 21000 {
+		return 32768
+	}
+	return low
 }
 
 // lockedBuffer collects a process's output while the test reads it.
