@@ -31,8 +31,8 @@ func TestLiveProgressAdvancesWithoutReloadAndPollingStops(t *testing.T) {
 	// 12 devices started at 2/s, 2 s of work each: the job runs ~7.5 s,
 	// long enough to sign in and still find it running, short enough to
 	// finish within one or two polls of the page.
-	s := startServeStack(t, simOptions{Devices: 12, DeviceRate: 2})
 	b := newBrowser(t)
+	s := startServeStack(t, simOptions{Devices: 12, DeviceRate: 2})
 	const id = "e2e-live"
 	s.Hub.createJob(t, jobSpec{ID: id, Query: "*"})
 
@@ -147,8 +147,8 @@ func cancelThroughDialog(t *testing.T, b *browser, s *serveStack, id string, dev
 // TestOperatorCancelsScheduledJobThroughDialog cancels a small scheduled job
 // (reason only) and one of 1,000 devices (the job id must be typed).
 func TestOperatorCancelsScheduledJobThroughDialog(t *testing.T) {
-	s := startServeStack(t, simOptions{Devices: 1000, MaxActiveJobs: 50})
 	b := newBrowser(t)
+	s := startServeStack(t, simOptions{Devices: 1000, MaxActiveJobs: 50})
 	s.Hub.createJob(t, jobSpec{ID: "e2e-small", Query: "deviceId = 'dev-0001'", StartIn: time.Hour})
 	s.Hub.createJob(t, jobSpec{ID: "e2e-fleet", Query: "*", StartIn: time.Hour})
 
@@ -162,8 +162,8 @@ func TestOperatorCancelsScheduledJobThroughDialog(t *testing.T) {
 // running job gets no Cancel button but the reason and when it stops.
 func TestRunningJobExplainsWhyItCannotBeCancelled(t *testing.T) {
 	// 1,000 devices at 1/s: running for the whole test.
-	s := startServeStack(t, simOptions{Devices: 1000, DeviceRate: 1})
 	b := newBrowser(t)
+	s := startServeStack(t, simOptions{Devices: 1000, DeviceRate: 1})
 	const id = "e2e-running"
 	s.Hub.createJob(t, jobSpec{ID: id, Query: "*"})
 
@@ -188,8 +188,8 @@ func TestRunningJobExplainsWhyItCannotBeCancelled(t *testing.T) {
 // cancel control, and a cancel forged with the viewer's own session and
 // CSRF token is refused with 403 and leaves the job alone.
 func TestViewerSeesNoCancelControl(t *testing.T) {
-	s := startServeStack(t, simOptions{})
 	b := newBrowser(t)
+	s := startServeStack(t, simOptions{})
 	const id = "e2e-viewer"
 	s.Hub.createJob(t, jobSpec{ID: id, Query: "*", StartIn: time.Hour})
 

@@ -99,8 +99,8 @@ func checkBookmarkSignInAndRevocation(t *testing.T, b *browser, appURL, jobPath,
 // TestDexSignInReturnsToBookmarkAndSignOutRevokes runs the sign-in contract
 // against Dex, the real IdP, with the operator's role coming from Dex groups.
 func TestDexSignInReturnsToBookmarkAndSignOutRevokes(t *testing.T) {
-	s := startServeStack(t, simOptions{Seed: true})
 	b := newBrowser(t)
+	s := startServeStack(t, simOptions{Seed: true})
 	const id = "e2e-bookmarked"
 	s.Hub.createJob(t, jobSpec{ID: id, Query: "*", StartIn: time.Hour})
 
@@ -110,8 +110,8 @@ func TestDexSignInReturnsToBookmarkAndSignOutRevokes(t *testing.T) {
 // TestDemoSignInReturnsToBookmarkAndSignOutRevokes runs the same contract
 // against `hubjobs demo` and its demo IdP.
 func TestDemoSignInReturnsToBookmarkAndSignOutRevokes(t *testing.T) {
-	demo := startDemo(t)
 	b := newBrowser(t)
+	demo := startDemo(t)
 
 	// Find a real job to bookmark, as a person would: sign in (without the
 	// browser) and take the first job of the first hub.

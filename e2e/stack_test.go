@@ -202,6 +202,7 @@ type serveHub struct {
 // and returns once /readyz answers 200 (the IdP is discovered).
 func startServeStack(t testing.TB, o simOptions) *serveStack {
 	t.Helper()
+	dexBinary(t) // skip or fail before starting anything
 	port := freePort(t)
 	appURL := fmt.Sprintf("http://127.0.0.1:%d", port)
 	sim := startHubsim(t, o)
