@@ -50,7 +50,8 @@ func (a *Authenticator) finishLogin(w http.ResponseWriter, r *http.Request) (*Us
 	q := r.URL.Query()
 	tx, txErr := a.takeTx(w, r, q.Get("state"))
 	if code := q.Get("error"); code != "" {
-		return nil, "", &IdPError{Code: sanitizeIdPText(code, 64), Description: sanitizeIdPText(q.Get("error_description"), 300)}
+		return nil, "", &IdPError{Code: sanitizeIdPText(code, 64), Description: sanitizeIdPText(q.Get("error_description"), 300),
+			Verified: txErr == nil}
 	}
 	if txErr != nil {
 		return nil, "", txErr

@@ -54,10 +54,46 @@ func TestCallback_Refusals(t *testing.T) {
 			},
 		},
 		{
-			name: "NoState", status: http.StatusBadRequest, page: "Sign-in expired", reason: "sign-in transaction missing or expired",
+			// A response without our state cannot belong to any sign-in we
+			// started (security.md case 1): 403, like a tampered state.
+			name: "NoState", status: http.StatusForbidden, page: "does not belong", reason: "state or issuer mismatch",
 			run: func(t *testing.T, f *fixture, b *browser) result {
 				cb := f.startLogin(b, "viewer", "/")
 				return b.get(callbackWith(t, cb, func(q url.Values) { q.Del("state") }))
+			},
+		},
+		{
+			name: "EmptyState", status: http.StatusForbidden, page: "does not belong", reason: "state or issuer mismatch",
+			run: func(t *testing.T, f *fixture, b *browser) result {
+				cb := f.startLogin(b, "viewer", "/")
+				return b.get(callbackWith(t, cb, func(q url.Values) { q.Set("state", "") }))
+			},
+		},
+		{
+			name: "MalformedState", status: http.StatusForbidden, page: "does not belong", reason: "state or issuer mismatch",
+			run: func(t *testing.T, f *fixture, b *browser) result {
+				cb := f.startLogin(b, "viewer", "/")
+				return b.get(callbackWith(t, cb, func(q url.Values) { q.Set("state", q.Get("state")+"\r\nX: 1") }))
+			},
+		},
+		{
+			// Anyone can send a victim to /auth/callback?error=…: without a
+			// sign-in of this browser behind it, the text is the attacker's
+			// (content spoofing on our origin) and must not be shown.
+			name: "IdPErrorWithoutTransactionShowsNoText", status: http.StatusForbidden, page: "The identity provider refused the sign-in (access_denied).",
+			reason: "identity provider returned error access_denied",
+			run: func(t *testing.T, f *fixture, b *browser) result {
+				return b.get(f.portal.URL + CallbackPath + "?error=access_denied&error_description=" +
+					url.QueryEscape("Your account is locked. Call the help desk at +1 555 0100 and give your password."))
+			},
+		},
+		{
+			// The error code is attacker-controlled too: it must not mint a
+			// new metric series (unbounded label cardinality) nor be shown.
+			name: "UnregisteredIdPErrorCode", status: http.StatusForbidden, page: "The identity provider refused the sign-in.",
+			reason: "identity provider returned an unrecognised error",
+			run: func(t *testing.T, f *fixture, b *browser) result {
+				return b.get(f.portal.URL + CallbackPath + "?error=call_555_0100_now&state=x")
 			},
 		},
 		{
@@ -165,6 +201,24 @@ func TestCallback_Refusals(t *testing.T) {
 			}
 			if tc.status == http.StatusBadRequest && !strings.Contains(r.Body, `href="/auth/login"`) {
 				t.Error("no link to start again")
+			}
+			for _, spoof := range []string{"help desk", "555", "password"} {
+				if strings.Contains(r.Body, spoof) {
+					t.Errorf("the page shows attacker-chosen text %q", spoof)
+				}
+			}
+			for _, c := range r.Header.Values("Set-Cookie") {
+				if strings.HasPrefix(c, f.auth.txPrefix) && !strings.Contains(c, "Max-Age=0") {
+					t.Errorf("a transaction cookie was (re)issued by a refused callback: %s", c)
+				}
+			}
+			if tc.status == http.StatusForbidden {
+				u, _ := url.Parse(f.portal.URL)
+				for _, c := range b.client.Jar.Cookies(u) {
+					if strings.HasPrefix(c.Name, f.auth.txPrefix) {
+						t.Errorf("transaction cookie %s survived a refused callback", c.Name)
+					}
+				}
 			}
 		})
 	}

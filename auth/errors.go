@@ -27,11 +27,27 @@ var (
 	ErrSessionTooLarge       = errors.New("auth: session does not fit in a cookie")
 )
 
-// IdPError is an error the identity provider sent back to the callback
-// (error=…&error_description=…). Both fields are sanitised and truncated
-// before they are stored here; the page still escapes them.
+// IdPError is an error response at the callback (error=…&error_description=…).
+// Anyone can send a browser to the callback with any such text, so what the
+// page shows and the metrics count is limited: the code only when it is a
+// registered OAuth 2.0 / OpenID Connect error code, the description only
+// when the response carried the state of a sign-in this browser started
+// (Verified). Otherwise our origin would display an attacker's words
+// ("call the help desk at …") and every invented code would mint a new
+// metric series. Both fields are sanitised and truncated; the log keeps them.
 type IdPError struct {
 	Code, Description string
+	Verified          bool
+}
+
+// registeredIdPErrors are the authorization error codes of RFC 6749
+// §4.1.2.1 and OpenID Connect Core §3.1.2.6.
+var registeredIdPErrors = map[string]bool{
+	"invalid_request": true, "unauthorized_client": true, "access_denied": true, "unsupported_response_type": true,
+	"invalid_scope": true, "server_error": true, "temporarily_unavailable": true,
+	"interaction_required": true, "login_required": true, "account_selection_required": true, "consent_required": true,
+	"invalid_request_uri": true, "invalid_request_object": true, "request_not_supported": true,
+	"request_uri_not_supported": true, "registration_not_supported": true,
 }
 
 func (e *IdPError) Error() string {
@@ -66,12 +82,15 @@ func describeFailure(err error) failure {
 	var noAccess *NoAccessError
 	switch {
 	case errors.As(err, &idp):
-		detail := "The identity provider refused the sign-in (" + idp.Code + ")."
-		if idp.Description != "" {
+		detail, reason := "The identity provider refused the sign-in.", "identity provider returned an unrecognised error"
+		if registeredIdPErrors[idp.Code] {
+			detail = "The identity provider refused the sign-in (" + idp.Code + ")."
+			reason = "identity provider returned error " + idp.Code
+		}
+		if idp.Verified && idp.Description != "" {
 			detail += " It said: " + idp.Description
 		}
-		return failure{status: http.StatusForbidden, title: "Sign-in failed", detail: detail,
-			reason: "identity provider returned error " + idp.Code, retry: true}
+		return failure{status: http.StatusForbidden, title: "Sign-in failed", detail: detail, reason: reason, retry: true}
 	case errors.As(err, &noAccess):
 		return failure{status: http.StatusForbidden, title: "No access", detail: noAccess.explain(),
 			reason: "no mapped role", user: noAccess.User}

@@ -163,14 +163,24 @@ func (a *Authenticator) dropOldTransactions(w http.ResponseWriter, r *http.Reque
 // The cookie is expired before anything else happens, so a transaction is
 // single-use in the browser even when the rest of the callback fails.
 //
-// No transaction cookie for this state means the sign-in expired, was
-// dropped to make room for newer tabs, or was started in another browser:
-// the user cannot tell these apart and the remedy is the same, so all are
-// ErrTransactionMissing ("try again"). A cookie found under the state's
-// name whose full state differs means tampering (ErrStateMismatch).
+// A missing, empty or malformed state cannot belong to any sign-in we
+// started (we always send one, and the IdP must return it): that is
+// ErrStateMismatch, and every transaction this browser holds is expired,
+// failing closed (security.md case 1). No transaction cookie for a
+// well-formed state means the sign-in expired, was dropped to make room for
+// newer tabs, or was started in another browser: the user cannot tell these
+// apart and the remedy is the same, so all are ErrTransactionMissing ("try
+// again"); the browser's other sign-ins are left alone, so parallel tabs
+// keep working. A cookie found under the state's name whose full state
+// differs means tampering (ErrStateMismatch).
 func (a *Authenticator) takeTx(w http.ResponseWriter, r *http.Request, state string) (loginTx, error) {
 	if !validStateParam(state) {
-		return loginTx{}, ErrTransactionMissing
+		for _, c := range r.Cookies() {
+			if strings.HasPrefix(c.Name, a.txPrefix) {
+				a.expireCookie(w, c.Name)
+			}
+		}
+		return loginTx{}, fmt.Errorf("%w: no valid state parameter", ErrStateMismatch)
 	}
 	c, err := r.Cookie(a.txCookieName(state))
 	if err != nil {
