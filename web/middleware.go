@@ -144,8 +144,9 @@ func (s *Server) observe(m *httpMetrics) echo.MiddlewareFunc {
 				route = "unmatched"
 			}
 			r, status := c.Request(), c.Response().Status
-			m.requests.WithLabelValues(route, r.Method, strconv.Itoa(status)).Inc()
-			m.duration.WithLabelValues(route, r.Method).Observe(elapsed.Seconds())
+			method := methodLabel(r.Method)
+			m.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
+			m.duration.WithLabelValues(route, method).Observe(elapsed.Seconds())
 			level := slog.LevelInfo
 			if route == "/healthz" || route == "/readyz" || route == "/metrics" || strings.HasPrefix(route, static.Prefix) {
 				level = slog.LevelDebug
@@ -158,6 +159,18 @@ func (s *Server) observe(m *httpMetrics) echo.MiddlewareFunc {
 			return nil
 		}
 	}
+}
+
+// methodLabel keeps the method label to a closed set: the method is chosen
+// by the client, and every new label value is a new set of series that
+// anyone could mint until the process runs out of memory.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodTrace, http.MethodConnect:
+		return m
+	}
+	return "other"
 }
 
 // IPExtractor is where a client's IP comes from: the connection itself, or

@@ -1,0 +1,110 @@
+package web_test
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/hubjobs/hubjobs/audit"
+)
+
+// Metric labels must come from a closed set: a label value taken from a
+// request (its method, a hub name in the path) lets anyone mint series
+// until the process runs out of memory and /metrics becomes unreadable.
+func TestMetricLabelsStayBoundedUnderHostileRequests(t *testing.T) {
+	p := newPortal(t, portalOptions{})
+	viewer := p.as(viewerU)
+	for _, m := range []string{"XMETHODA", "XMETHODB", "PROPFIND"} {
+		p.do(nil, m, "/nowhere-"+m, nil)
+		p.do(nil, m, "/hubs", nil)
+	}
+	for _, hub := range []string{"invented-hub-a", "invented-hub-b"} {
+		if r := p.cancel(viewer, hub, "job-1", nil); r.StatusCode != http.StatusForbidden {
+			t.Fatalf("viewer cancel on %s = %d, want 403", hub, r.StatusCode)
+		}
+	}
+	metrics := p.get(nil, "/metrics").body
+	for _, leak := range []string{"XMETHODA", "XMETHODB", "PROPFIND", "invented-hub"} {
+		if strings.Contains(metrics, leak) {
+			t.Errorf("/metrics has a series labelled with request data %q", leak)
+		}
+	}
+	if !strings.Contains(metrics, `method="other"`) {
+		t.Error(`unknown methods are not counted as method="other"`)
+	}
+	if !strings.Contains(metrics, `hubjobs_cancels_total{hub="unknown",outcome="denied"} 2`) {
+		t.Errorf("denied cancels on unconfigured hubs are not counted under hub=\"unknown\":\n%s", grepLines(metrics, "hubjobs_cancels_total"))
+	}
+	// The audit trail still says which hub was targeted.
+	denied := p.entries(audit.Filter{Action: audit.AuthzDenied})
+	if len(denied) != 2 || denied[0].Hub != "invented-hub-a" {
+		t.Errorf("authz.denied entries %+v, want the targeted hub kept", denied)
+	}
+}
+
+// A continuation token is opaque and travels in the URL, so anyone can
+// forge one. The hub refuses it with 400; the portal must say "bad page
+// link" (400), not "something went wrong" (500, logged as an error).
+func TestForgedPageTokenIsABadRequest(t *testing.T) {
+	p := newPortal(t, portalOptions{})
+	p.scheduledJob("prod", "job-1")
+	v := p.as(viewerU)
+	for _, token := range []string{"AAAA", `{"token":1}`, strings.Repeat("Z", 4000)} {
+		for _, hx := range []bool{false, true} {
+			var header []string
+			if hx {
+				header = []string{"HX-Request", "true"}
+			}
+			r := p.get(v, "/hubs/prod/jobs?page="+url.QueryEscape(token), header...)
+			if r.StatusCode != http.StatusBadRequest || !strings.Contains(r.body, "Bad page link") {
+				t.Errorf("forged token %.20q (htmx %v) = %d, want 400 Bad page link\n%.300s", token, hx, r.StatusCode, r.body)
+			}
+		}
+	}
+	if strings.Contains(p.logs.String(), "level=ERROR") {
+		t.Errorf("a forged page token was logged as a server error:\n%s", grepLines(p.logs.String(), "level=ERROR"))
+	}
+}
+
+// RFC 9110 §9.1: GET and HEAD are both supported. Link checkers, chat link
+// previews and monitors send HEAD to bookmarks; auth answers a signed-out
+// HEAD like a GET, so the router must not refuse it first.
+func TestHeadOnBookmarkablePages(t *testing.T) {
+	p := newPortal(t, portalOptions{})
+	p.scheduledJob("prod", "job-1")
+	users := map[string]*user{"viewer": p.as(viewerU), "auditor": p.as(auditorU)}
+	for path, who := range map[string]string{
+		"/": "viewer", "/hubs": "viewer", "/hubs/prod/jobs": "viewer", "/hubs/prod/jobs/job-1": "viewer",
+		"/hubs/prod/jobs/job-1/devices": "viewer", "/audit": "auditor",
+	} {
+		r := p.do(users[who], http.MethodHead, path, nil)
+		get := p.get(users[who], path)
+		if r.StatusCode != get.StatusCode || r.body != "" {
+			t.Errorf("HEAD %s as %s = %d with %d body bytes, want GET's %d and no body", path, who, r.StatusCode, len(r.body), get.StatusCode)
+		}
+		if r.Header.Get("Cache-Control") != "no-store" || r.Header.Get("Content-Security-Policy") == "" {
+			t.Errorf("HEAD %s lacks the page headers", path)
+		}
+		anon := p.do(nil, http.MethodHead, path, nil)
+		if loc := anon.Header.Get("Location"); anon.StatusCode != http.StatusSeeOther || !strings.HasPrefix(loc, "/auth/login") {
+			t.Errorf("anonymous HEAD %s = %d %q, want 303 to sign in", path, anon.StatusCode, loc)
+		}
+	}
+	// Exports and state changes stay GET/POST only.
+	for _, path := range []string{"/hubs/prod/jobs/job-1/cancel", "/hubs/prod/jobs/job-1/devices.csv", "/audit.csv"} {
+		if r := p.do(p.as(adminU), http.MethodHead, path, nil); r.StatusCode != http.StatusMethodNotAllowed {
+			t.Errorf("HEAD %s = %d, want 405", path, r.StatusCode)
+		}
+	}
+}
+
+func grepLines(text, needle string) string {
+	var out []string
+	for _, l := range strings.Split(text, "\n") {
+		if strings.Contains(l, needle) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
