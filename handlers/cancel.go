@@ -43,7 +43,13 @@ func (h *Handlers) CancelAuthorize(next echo.HandlerFunc) echo.HandlerFunc {
 		if _, err := h.audit.Append(c.Request().Context(), e); err != nil {
 			h.log.ErrorContext(c.Request().Context(), "audit of a denied cancel failed", "err", err)
 		}
-		h.cancelOutcomes.WithLabelValues(e.Hub, "denied").Inc()
+		// The label is a configured hub or "unknown", never the path's text:
+		// any signed-in user could otherwise mint metric series at will.
+		hubLabel := "unknown"
+		if err == nil {
+			hubLabel = hb.Name
+		}
+		h.cancelOutcomes.WithLabelValues(hubLabel, "denied").Inc()
 		return &Problem{Status: http.StatusForbidden, Title: "You may not cancel jobs here",
 			Detail: "Cancelling needs the operator role on this hub. The attempt has been recorded."}
 	}
