@@ -68,6 +68,8 @@ func describe(err error) *Problem {
 	switch {
 	case errors.Is(err, hub.ErrInvalidJobID):
 		return badRequest("That is not a job id", "Job ids are 1 to 128 letters, digits, dashes or underscores.")
+	case errors.Is(err, hub.ErrInvalidRequest):
+		return badRequest("Bad request", "The request has a value IoT Hub cannot be asked about.")
 	case errors.Is(err, hub.ErrNotFound):
 		return &Problem{Status: http.StatusNotFound, Title: "Job not found",
 			Detail: "IoT Hub does not know this job. It forgets jobs 30 days after they finish, and this portal has no copy of it."}
@@ -98,11 +100,21 @@ func describe(err error) *Problem {
 		return &Problem{Status: http.StatusServiceUnavailable, Title: "The audit trail is unavailable",
 			Detail:     "Actions are refused while the portal cannot record them. Reading jobs still works.",
 			RetryAfter: defaultRetry}
+	case isHubRefusal(err):
+		return &Problem{Status: http.StatusBadGateway, Title: "IoT Hub refused the request",
+			Detail: "The hub answered with an error the portal has no explanation for; its code is below."}
 	case errors.Is(err, context.Canceled):
 		return &Problem{Status: 499, Title: "Request cancelled", Detail: "The browser went away before the answer was ready."}
 	}
 	return &Problem{Status: http.StatusInternalServerError, Title: "Something went wrong",
 		Detail: "The portal hit an unexpected problem. It has been logged."}
+}
+
+// isHubRefusal is any other 4xx answer from the hub: the hub's word, not an
+// unexpected fault of the portal (a 500 would page someone for it).
+func isHubRefusal(err error) bool {
+	he, ok := errors.AsType[*hub.Error](err)
+	return ok && he.StatusCode >= 400 && he.StatusCode < 500
 }
 
 func describeHTTP(status int) *Problem {

@@ -35,6 +35,9 @@ func TestDescribeMapsErrorsToTheContractsStatuses(t *testing.T) {
 		{fmt.Errorf("x: %w", hub.ErrTimeout), 504, ""},
 		{fmt.Errorf("x: %w", hub.ErrOutcomeUnknown), 504, ""},
 		{hubErr(401, "IotHubUnauthorizedAccess"), 502, "IotHubUnauthorizedAccess"},
+		// A hub refusal the portal has no words for is still the hub's answer, not a portal bug.
+		{hubErr(400, "ArgumentInvalid"), 502, "ArgumentInvalid"},
+		{fmt.Errorf("x: %w", hub.ErrInvalidRequest), 400, ""},
 		{fmt.Errorf("x: %w", audit.ErrUnavailable), 503, ""},
 		{echo.ErrNotFound, 404, ""},
 		{echo.ErrMethodNotAllowed, 405, ""},

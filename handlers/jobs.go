@@ -80,6 +80,11 @@ func (h *Handlers) Jobs(c echo.Context) error {
 		PageSize: jobsPageSize, Continuation: token})
 	if err != nil {
 		h.learnLimit(hb.Name, err)
+		if he, ok := errors.AsType[*hub.Error](err); ok && token != "" && he.StatusCode == http.StatusBadRequest {
+			// The token is opaque and rides in the URL, so anyone can
+			// forge one; the hub's refusal of it is the user's bad link.
+			return badPageLink()
+		}
 		return err
 	}
 	m.Freshness = h.freshness(fresh.Stale, fresh.FetchedAt)
@@ -114,7 +119,7 @@ func jobsQuery(c echo.Context) (views.JobFilter, string, error) {
 	}
 	token := q.Get("page")
 	if len(token) > maxPageToken || !printableASCII(token) {
-		return f, "", badRequest("Bad page link", "The page marker in this address is not valid. Start again from the first page.")
+		return f, "", badPageLink()
 	}
 	return f, token, nil
 }
@@ -135,4 +140,8 @@ func printableASCII(s string) bool {
 		}
 	}
 	return true
+}
+
+func badPageLink() *Problem {
+	return badRequest("Bad page link", "The page marker in this address is not valid. Start again from the first page.")
 }
