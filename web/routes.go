@@ -38,17 +38,22 @@ func (s *Server) routes() {
 	e.POST(auth.LogoutPath, echo.WrapHandler(a.Logout()), session, csrf)
 
 	// Pages. Reading jobs needs the viewer role (operator and admin imply it).
+	// Bookmarkable pages answer HEAD too (RFC 9110 §9.1: link checkers and
+	// chat previews send it); fragments and exports are GET only.
 	viewer := []echo.MiddlewareFunc{session, role(auth.RoleViewer)}
-	e.GET("/", h.Index, session, user)
-	e.GET("/hubs", h.Hubs, viewer...)
-	e.GET("/hubs/:hub/jobs", h.Jobs, viewer...)
-	e.GET("/hubs/:hub/jobs/:id", h.Job, viewer...)
+	page := func(path string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) {
+		e.Match([]string{http.MethodGet, http.MethodHead}, path, h, m...)
+	}
+	page("/", h.Index, session, user)
+	page("/hubs", h.Hubs, viewer...)
+	page("/hubs/:hub/jobs", h.Jobs, viewer...)
+	page("/hubs/:hub/jobs/:id", h.Job, viewer...)
 	e.GET("/hubs/:hub/jobs/:id/status", h.JobStatus, viewer...)
-	e.GET("/hubs/:hub/jobs/:id/devices", h.Devices, viewer...)
+	page("/hubs/:hub/jobs/:id/devices", h.Devices, viewer...)
 	e.GET("/hubs/:hub/jobs/:id/devices.csv", h.DevicesCSV, viewer...)
 	// Cancel: role (and hub operators) → CSRF → the handler's own order.
 	e.POST("/hubs/:hub/jobs/:id/cancel", h.Cancel, session, user, h.CancelAuthorize, csrf)
-	e.GET("/audit", h.Audit, session, role(auth.RoleAuditor))
+	page("/audit", h.Audit, session, role(auth.RoleAuditor))
 	e.GET("/audit.csv", h.AuditCSV, session, role(auth.RoleAuditor))
 }
 
