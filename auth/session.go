@@ -211,7 +211,7 @@ func (a *Authenticator) readSession(r *http.Request) (sessionState, error) {
 		}
 		return sessionState{rejected: rejectStoreError, keepStale: true}, errNoSession
 	case revoked:
-		return sessionState{rejected: rejectRevoked}, errNoSession
+		return sessionState{data: d, rejected: rejectRevoked}, errNoSession
 	}
 	st := sessionState{data: d, reissue: keyIdx > 0}
 	if now.Sub(time.Unix(d.LastSeen, 0)) >= a.refreshEvery() {
@@ -240,12 +240,23 @@ type sessionContext struct {
 // Session loads the signed-in user and their CSRF token into the request
 // context (see UserFrom, CSRFToken). A missing, tampered, expired or revoked
 // cookie leaves the request anonymous; a refused cookie is deleted.
+//
+// A cookie that is not ours (tampered, truncated, made under a retired key)
+// or that was signed out is also recorded as auth.login_failed: someone is
+// forging or replaying sessions. Expiry is routine and only counted. The
+// cookie is deleted on the first refusal, so a browser records it once.
 func (a *Authenticator) Session(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		st, err := a.readSession(r)
 		if err != nil {
 			if st.rejected != "" {
 				a.metrics.sessionsRejected.WithLabelValues(st.rejected).Inc()
+				switch st.rejected {
+				case rejectInvalid:
+					_ = a.record(r, ActionLoginFailed, nil, "session cookie refused: unreadable (tampered, truncated or made under a retired key)")
+				case rejectRevoked:
+					_ = a.record(r, ActionLoginFailed, st.data.user(), "session cookie refused: signed out (a copy used after sign-out or a newer sign-in)")
+				}
 				if !st.keepStale {
 					a.clearSessionCookie(w)
 				}

@@ -355,3 +355,71 @@ func TestUser_Can(t *testing.T) {
 		t.Error("nil user can")
 	}
 }
+
+// A presented session cookie that is not ours (tampered, truncated, from a
+// retired key) or that was signed out is a security event worth an audit
+// entry (security.md case 13, ASVS 16.3); routine expiry is not. The
+// cookie is cleared on the first refusal, so a browser records it once.
+func TestSession_RefusedCookiesAreAudited(t *testing.T) {
+	clock := newTestClock()
+	a, revs := sessionAuth(t, "http://127.0.0.1:8080", clock, testKey)
+	old, _ := sessionAuth(t, "http://127.0.0.1:8080", clock, testOldKey)
+	events := a.cfg.Events.(*eventLog)
+	good := mint(t, a, alice)
+	tampered := *good
+	tampered.Value = good.Value[:len(good.Value)-4] + "AAAA"
+	signedOut := alice
+	signedOut.SessionID = "sid-signed-out"
+	revokedCookie := mint(t, a, signedOut)
+	if err := revs.Revoke(t.Context(), hashID(signedOut.SessionID), clock.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	idle := mint(t, a, User{Subject: "idle", SessionID: "sid-idle"})
+
+	tests := []struct {
+		name    string
+		cookie  *http.Cookie
+		reason  string // "" = no event
+		subject string
+	}{
+		{"Tampered", &tampered, "session cookie refused: unreadable", ""},
+		{"Garbage", &http.Cookie{Name: a.CookieName(), Value: "!!garbage!!"}, "session cookie refused: unreadable", ""},
+		{"RetiredKey", mint(t, old, alice), "session cookie refused: unreadable", ""},
+		{"UsedAfterSignOut", revokedCookie, "session cookie refused: signed out", "alice"},
+		{"Valid", good, "", ""},
+		{"None", nil, "", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			before := len(events.actions())
+			visit(a, tc.cookie)
+			got := events.actions()[before:]
+			if tc.reason == "" {
+				if len(got) != 0 {
+					t.Fatalf("events %v, want none", got)
+				}
+				return
+			}
+			ev := events.last(t, ActionLoginFailed)
+			if len(got) != 1 || !strings.HasPrefix(ev.Reason, tc.reason) {
+				t.Fatalf("events %v, last reason %q, want one %s %q", got, ev.Reason, ActionLoginFailed, tc.reason)
+			}
+			if (ev.User == nil) != (tc.subject == "") || (ev.User != nil && ev.User.Subject != tc.subject) {
+				t.Errorf("event user %+v, want subject %q", ev.User, tc.subject)
+			}
+			if strings.Contains(ev.Reason, tc.cookie.Value[:min(len(tc.cookie.Value), 12)]) {
+				t.Error("the cookie value is in the event")
+			}
+		})
+	}
+	t.Run("ExpiryIsRoutine", func(t *testing.T) {
+		clock.Advance(DefaultIdleTimeout)
+		before := len(events.actions())
+		if u, _, _ := visit(a, idle); u != nil {
+			t.Fatal("idle cookie accepted")
+		}
+		if got := events.actions()[before:]; len(got) != 0 {
+			t.Errorf("events %v for an expired session, want none", got)
+		}
+	})
+}
