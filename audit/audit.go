@@ -142,6 +142,8 @@ type Store struct {
 
 	purgeMu   sync.Mutex
 	lastPurge time.Time
+
+	isRevoked *preparedQuery // see state.go
 }
 
 // Option configures Open.
@@ -208,6 +210,7 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 		appendSlot:     make(chan struct{}, 1),
 		reconcileGrace: d.reconcileGrace,
 		snapMemo:       make(map[snapshotKey]snapshotMemo),
+		isRevoked:      &preparedQuery{query: isRevokedQuery},
 	}
 	if o.clock != nil {
 		s.clock = o.clock

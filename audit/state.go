@@ -7,6 +7,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -117,15 +119,52 @@ func (s *Store) Revoke(ctx context.Context, sessionID string, until time.Time) e
 	return s.purgeExpiredRevocations(ctx)
 }
 
-// IsRevoked reports whether sessionID has an unexpired revocation.
+// IsRevoked reports whether sessionID has an unexpired revocation. The
+// portal asks on every signed-in request, so the query is prepared once
+// (see preparedQuery) instead of being parsed and planned each time.
 func (s *Store) IsRevoked(ctx context.Context, sessionID string) (bool, error) {
+	stmt, err := s.isRevoked.prepare(ctx, s.db)
+	if err != nil {
+		return false, unavailable("is revoked", err)
+	}
 	var n int
-	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM revoked_sessions WHERE session_hash = $1 AND until_us > $2`,
-		sessionHash(sessionID), s.now().UnixMicro()).Scan(&n)
+	err = stmt.QueryRowContext(ctx, sessionHash(sessionID), s.now().UnixMicro()).Scan(&n)
 	if err != nil {
 		return false, unavailable("is revoked", err)
 	}
 	return n > 0, nil
+}
+
+// isRevokedQuery is the one lookup of the per-request session check: the
+// primary key, plus expiry (expired records linger until the next purge).
+const isRevokedQuery = `SELECT count(*) FROM revoked_sessions WHERE session_hash = $1 AND until_us > $2`
+
+// preparedQuery is a statement prepared on first use and kept for the
+// Store's life. On SQLite, parsing and planning a statement costs several
+// times more than running a primary-key lookup, and the driver keeps no
+// statement cache; database/sql re-prepares it per pooled connection by
+// itself. A failed prepare (database down) is retried on the next call.
+type preparedQuery struct {
+	query string
+	mu    sync.Mutex
+	stmt  atomic.Pointer[sql.Stmt]
+}
+
+func (p *preparedQuery) prepare(ctx context.Context, db *sql.DB) (*sql.Stmt, error) {
+	if stmt := p.stmt.Load(); stmt != nil {
+		return stmt, nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if stmt := p.stmt.Load(); stmt != nil {
+		return stmt, nil
+	}
+	stmt, err := db.PrepareContext(ctx, p.query)
+	if err != nil {
+		return nil, err
+	}
+	p.stmt.Store(stmt)
+	return stmt, nil
 }
 
 // purgeExpiredRevocations deletes expired records, at most once per
