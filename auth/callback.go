@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"crypto/subtle"
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -81,7 +82,12 @@ func (a *Authenticator) finishLogin(w http.ResponseWriter, r *http.Request) (*Us
 	ctx = oidc.ClientContext(ctx, a.cfg.HTTPClient)
 	tok, err := p.oauth.Exchange(ctx, code, oauth2.VerifierOption(tx.Verifier))
 	if err != nil {
-		return nil, "", fmt.Errorf("%w: %w", ErrExchange, err)
+		if re, ok := errors.AsType[*oauth2.RetrieveError](err); ok && re.Response != nil && re.Response.StatusCode < 500 {
+			return nil, "", fmt.Errorf("%w: %w", ErrExchange, err) // the IdP refused this code
+		}
+		// Down, failing or past ExchangeTimeout: an outage (503), not a
+		// refusal. The code is not retried either way.
+		return nil, "", fmt.Errorf("%w: %w", ErrIdPUnavailable, err)
 	}
 	rawID, _ := tok.Extra("id_token").(string)
 	if rawID == "" {
@@ -172,6 +178,9 @@ func (a *Authenticator) endPreviousSession(r *http.Request) {
 func (a *Authenticator) loginFailed(w http.ResponseWriter, r *http.Request, err error) {
 	f := describeFailure(err)
 	a.metrics.loginFailures.WithLabelValues(f.reason).Inc()
+	if f.status == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {
+		w.Header().Set("Retry-After", "30")
+	}
 	a.log.Warn("auth: sign-in failed", "reason", f.reason, "err", err)
 	_ = a.record(r, ActionLoginFailed, f.user, f.reason)
 	if f.retry {

@@ -19,6 +19,7 @@ var (
 	ErrIssuerMismatch        = errors.New("auth: response from an unexpected issuer")
 	ErrMissingCode           = errors.New("auth: callback without an authorization code")
 	ErrExchange              = errors.New("auth: authorization code exchange failed")
+	ErrIdPUnavailable        = errors.New("auth: identity provider unreachable, failing or too slow")
 	ErrIDToken               = errors.New("auth: ID token rejected")
 	ErrNonceMismatch         = errors.New("auth: ID token nonce does not match the sign-in transaction")
 	ErrAuthorizedParty       = errors.New("auth: ID token azp is not this client")
@@ -98,6 +99,10 @@ func describeFailure(err error) failure {
 		return failure{status: http.StatusServiceUnavailable, title: "Identity provider unreachable",
 			detail: "Sign-in is not possible right now because the identity provider cannot be reached. Try again in a minute.",
 			reason: "identity provider unreachable"}
+	case errors.Is(err, ErrIdPUnavailable):
+		return failure{status: http.StatusServiceUnavailable, title: "Identity provider unreachable",
+			detail: "The identity provider did not answer (or failed) while completing your sign-in. Try again in a minute.",
+			reason: "identity provider unreachable", retry: true}
 	case errors.Is(err, ErrTransactionMissing):
 		return failure{status: http.StatusBadRequest, title: "Sign-in expired",
 			detail: "This sign-in took too long, was started in another browser or tab that has since been replaced, or your browser did not keep its cookie. Try again.",

@@ -337,10 +337,17 @@ func TestCallback_ExchangeFailures(t *testing.T) {
 				w.WriteHeader(http.StatusBadRequest)
 				_, _ = w.Write([]byte(`{"error":"invalid_grant"}`))
 			}},
-		{name: "ServerError", status: http.StatusBadGateway, reason: "code exchange failed",
+		// An IdP that is down or hangs is an outage, not a refusal: 503
+		// (security.md case 8), fail closed within ExchangeTimeout.
+		{name: "ServerError", status: http.StatusServiceUnavailable, reason: "identity provider unreachable",
 			respond: func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusBadGateway) }},
-		{name: "Hangs", status: http.StatusBadGateway, reason: "code exchange failed", timeout: 200 * time.Millisecond,
+		{name: "Hangs", status: http.StatusServiceUnavailable, reason: "identity provider unreachable", timeout: 200 * time.Millisecond,
 			respond: func(http.ResponseWriter, *http.Request) { <-hang }},
+		{name: "Unreachable", status: http.StatusServiceUnavailable, reason: "identity provider unreachable",
+			respond: func(w http.ResponseWriter, _ *http.Request) {
+				conn, _, _ := w.(http.Hijacker).Hijack()
+				_ = conn.Close()
+			}},
 		{name: "NoIDToken", status: http.StatusForbidden, reason: "ID token rejected",
 			respond: func(w http.ResponseWriter, _ *http.Request) {
 				w.Header().Set("Content-Type", "application/json")
@@ -372,6 +379,9 @@ func TestCallback_ExchangeFailures(t *testing.T) {
 			}
 			if got := f.events.last(t, ActionLoginFailed).Reason; got != tc.reason {
 				t.Errorf("event reason %q, want %q", got, tc.reason)
+			}
+			if tc.status == http.StatusServiceUnavailable && rec.Header().Get("Retry-After") == "" {
+				t.Error("503 without Retry-After")
 			}
 		})
 	}
