@@ -141,39 +141,57 @@ func (a *Authenticator) csrfProblem(r *http.Request) string {
 	return ""
 }
 
-// Logout handles POST /auth/logout (behind Session and CheckCSRF). It
-// revokes the session on the server until its absolute expiry, so a copied
-// cookie stops working, clears the cookie, records auth.logout, and sends
-// the browser to the IdP's end_session_endpoint (client_id and
-// post_logout_redirect_uri = PublicURL + "/"; no id_token_hint, as we keep
-// no tokens), or to "/" when the IdP has none.
+// Logout handles POST /auth/logout (behind Session; it runs CheckCSRF
+// itself for signed-in requests, so mount it without). It revokes the
+// session on the server until its absolute expiry, so a copied cookie stops
+// working, clears the cookie, records auth.logout, and sends the browser to
+// the IdP's end_session_endpoint (client_id and post_logout_redirect_uri =
+// PublicURL + "/"; no id_token_hint, as we keep no tokens), or to "/" when
+// the IdP has none.
 //
-// If the revocation cannot be stored the user stays signed in and is told
-// so: a logout that only deleted the browser's copy would be a lie.
+// A browser that is not signed in (no cookie, or one Session refused and
+// deleted, e.g. an expired session's "Sign out" click) is sent home: nothing
+// changes, so there is no CSRF refusal page and no audit entry for what
+// anonymous traffic sends.
+//
+// If the revocation cannot be stored (or the store cannot even say whether
+// the cookie is live) the user stays signed in and is told so: a logout that
+// only deleted the browser's copy would be a lie.
 func (a *Authenticator) Logout() http.Handler {
+	signOut := a.CheckCSRF(http.HandlerFunc(a.signOut))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		noStore(w)
-		u, ok := UserFrom(r.Context())
-		if !ok {
-			if st, err := a.readSession(r); err == nil {
-				u, ok = st.data.user(), true
-			}
+		if _, ok := UserFrom(r.Context()); ok {
+			signOut.ServeHTTP(w, r)
+			return
 		}
-		if ok {
-			until := u.IssuedAt.Add(a.cfg.AbsoluteTimeout)
-			if err := a.cfg.Revocations.Revoke(r.Context(), hashID(u.SessionID), until); err != nil {
-				a.log.Error("auth: revoking session at logout failed", "session", hashID(u.SessionID), "err", err)
-				a.render(w, r, http.StatusServiceUnavailable, "Sign-out failed",
-					"hubjobs could not record your sign-out, so you are still signed in. Try again in a minute.")
-				return
-			}
-			_ = a.record(r, ActionLogout, u, "")
-			a.log.Info("auth: signed out", "iss", u.Issuer, "sub", u.Subject, "session", hashID(u.SessionID),
-				"session_age", a.now().Sub(u.IssuedAt).Round(time.Second))
+		if st, _ := a.readSession(r); st.keepStale {
+			a.signOutFailed(w, r)
+			return
 		}
-		a.clearSessionCookie(w)
-		http.Redirect(w, r, a.afterLogoutURL(), http.StatusSeeOther)
+		http.Redirect(w, r, "/", http.StatusSeeOther)
 	})
+}
+
+func (a *Authenticator) signOut(w http.ResponseWriter, r *http.Request) {
+	u, _ := UserFrom(r.Context())
+	until := u.IssuedAt.Add(a.cfg.AbsoluteTimeout)
+	if err := a.cfg.Revocations.Revoke(r.Context(), hashID(u.SessionID), until); err != nil {
+		a.log.Error("auth: revoking session at logout failed", "session", hashID(u.SessionID), "err", err)
+		a.signOutFailed(w, r)
+		return
+	}
+	_ = a.record(r, ActionLogout, u, "")
+	a.log.Info("auth: signed out", "iss", u.Issuer, "sub", u.Subject, "session", hashID(u.SessionID),
+		"session_age", a.now().Sub(u.IssuedAt).Round(time.Second))
+	a.clearSessionCookie(w)
+	http.Redirect(w, r, a.afterLogoutURL(), http.StatusSeeOther)
+}
+
+func (a *Authenticator) signOutFailed(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Retry-After", "30")
+	a.render(w, r, http.StatusServiceUnavailable, "Sign-out failed",
+		"hubjobs could not record your sign-out, so you are still signed in. Try again in a minute.")
 }
 
 func (a *Authenticator) afterLogoutURL() string {

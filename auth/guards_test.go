@@ -262,6 +262,38 @@ func TestLogout(t *testing.T) {
 			t.Error("signed out by a forged request")
 		}
 	})
+	t.Run("SignedOutBrowserIsSentHomeWithoutAnEvent", func(t *testing.T) {
+		// Nothing to sign out (never signed in, or the session expired):
+		// no CSRF refusal page and no audit entry for anonymous traffic.
+		f := newFixture(t)
+		b, _, _ := signIn(t, f)
+		f.clock.Advance(DefaultIdleTimeout)
+		before := len(f.events.actions())
+		for _, br := range []*browser{b, newBrowser(t)} {
+			r := br.post(f.portal.URL+LogoutPath, nil, "Sec-Fetch-Site", "cross-site")
+			if r.Status != http.StatusSeeOther || r.location() != "/" {
+				t.Fatalf("signed-out logout: %d %q, want 303 to /", r.Status, r.location())
+			}
+		}
+		if b.cookie(f.portal.URL, f.auth.CookieName()) != nil {
+			t.Error("the expired session cookie was not cleared")
+		}
+		if got := f.events.actions()[before:]; len(got) != 0 {
+			t.Errorf("events %v for a signed-out logout, want none", got)
+		}
+	})
+	t.Run("RevocationStoreUnreadableSaysSignOutFailed", func(t *testing.T) {
+		f := newFixture(t)
+		b, _, token := signIn(t, f)
+		f.revs.setFail(true)
+		r := b.post(f.portal.URL+LogoutPath, url.Values{"_csrf": {token}})
+		if r.Status != http.StatusServiceUnavailable || !strings.Contains(r.Body, "still signed in") {
+			t.Fatalf("logout while the store cannot be read: %d %s", r.Status, r.Body)
+		}
+		if b.cookie(f.portal.URL, f.auth.CookieName()) == nil {
+			t.Error("cookie cleared although nothing was revoked")
+		}
+	})
 	t.Run("RevocationStoreDownKeepsTheUserSignedIn", func(t *testing.T) {
 		f := newFixture(t)
 		b, _, token := signIn(t, f)

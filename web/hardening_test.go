@@ -108,3 +108,46 @@ func grepLines(text, needle string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// Sign-out through the real router: a signed-in POST needs the CSRF token
+// (refusals audited); a browser with nothing to sign out is sent home
+// without a refusal page or an audit entry (anonymous traffic must not
+// write the trail); a captured cookie is dead after sign-out.
+func TestSignOut(t *testing.T) {
+	p := newPortal(t, portalOptions{})
+	op := p.as(operatorU)
+	same := []string{"Content-Type", "application/x-www-form-urlencoded", "Origin", p.srv.URL, "Sec-Fetch-Site", "same-origin"}
+	if r := p.do(op, http.MethodPost, "/auth/logout", strings.NewReader(""), same...); r.StatusCode != http.StatusForbidden {
+		t.Fatalf("signed-in logout without token = %d, want 403", r.StatusCode)
+	}
+	if r := p.do(op, http.MethodPost, "/auth/logout", strings.NewReader("_csrf="+op.csrf), append(same[:2:2], "Sec-Fetch-Site", "cross-site")...); r.StatusCode != http.StatusForbidden {
+		t.Fatalf("cross-site logout = %d, want 403", r.StatusCode)
+	}
+	if n := len(p.entries(audit.Filter{Action: audit.CSRFBlocked})); n != 2 {
+		t.Errorf("%d csrf.blocked entries, want 2", n)
+	}
+	for i := range 3 {
+		r := p.do(nil, http.MethodPost, "/auth/logout", strings.NewReader(""), "Sec-Fetch-Site", "cross-site")
+		if r.StatusCode != http.StatusSeeOther || r.Header.Get("Location") != "/" {
+			t.Fatalf("anonymous logout %d = %d %q, want 303 to /", i, r.StatusCode, r.Header.Get("Location"))
+		}
+	}
+	if n := len(p.entries(audit.Filter{Action: audit.CSRFBlocked})); n != 2 {
+		t.Errorf("anonymous logouts wrote %d csrf.blocked entries", n-2)
+	}
+	r := p.do(op, http.MethodPost, "/auth/logout", strings.NewReader("_csrf="+op.csrf), same...)
+	if r.StatusCode != http.StatusSeeOther || r.Header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("logout = %d (Cache-Control %q), want 303 no-store", r.StatusCode, r.Header.Get("Cache-Control"))
+	}
+	if len(p.entries(audit.Filter{Action: audit.AuthLogout})) != 1 {
+		t.Error("logout not audited")
+	}
+	// The captured cookie is revoked: pages and a replayed logout see a stranger.
+	if r := p.get(op, "/hubs/prod/jobs"); r.StatusCode != http.StatusSeeOther || !strings.HasPrefix(r.Header.Get("Location"), "/auth/login") {
+		t.Errorf("page with the captured cookie = %d %q, want 303 to sign in", r.StatusCode, r.Header.Get("Location"))
+	}
+	if r := p.do(op, http.MethodPost, "/auth/logout", strings.NewReader("_csrf="+op.csrf), same...); r.StatusCode != http.StatusSeeOther ||
+		r.Header.Get("Location") != "/" || len(p.entries(audit.Filter{Action: audit.AuthLogout})) != 1 {
+		t.Errorf("replayed logout = %d %q, want 303 to / and no second auth.logout", r.StatusCode, r.Header.Get("Location"))
+	}
+}
