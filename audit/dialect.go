@@ -55,6 +55,7 @@ func dialectFor(dsn string, mustExist bool) (dialect, error) {
 				// Readers run in parallel under WAL; the writer is one at a
 				// time anyway (appendSlot and BEGIN IMMEDIATE).
 				db.SetMaxOpenConns(8)
+				keepIdle(db, 8)
 				return db, nil
 			},
 			// BEGIN IMMEDIATE already holds the database's only write lock.
@@ -74,6 +75,7 @@ func dialectFor(dsn string, mustExist bool) (dialect, error) {
 					return nil, err
 				}
 				db.SetMaxOpenConns(16)
+				keepIdle(db, 16)
 				return db, nil
 			},
 			// A transaction-scoped advisory lock keyed by the schema, so
@@ -89,6 +91,13 @@ func dialectFor(dsn string, mustExist bool) (dialect, error) {
 	}
 	return dialect{}, fmt.Errorf("%w: audit.database must start with sqlite:// or postgres://", ErrInvalid)
 }
+
+// keepIdle keeps up to n connections open between queries. database/sql's
+// default of 2 idle connections makes a busy portal (every signed-in
+// request checks its session's revocation) close and reopen connections
+// continuously: a file open and pragmas on SQLite, a TCP and auth handshake
+// on PostgreSQL, and a re-prepare of every prepared statement either way.
+func keepIdle(db *sql.DB, n int) { db.SetMaxIdleConns(n) }
 
 // sqlitePath turns sqlite://PATH into a file path and makes sure the file can
 // be created with owner-only permissions (the trail holds e-mail and IP
