@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/hubjobs/hubjobs/audit"
+	"github.com/hubjobs/hubjobs/hub/hubsim"
 )
 
 // Metric labels must come from a closed set: a label value taken from a
@@ -149,5 +150,37 @@ func TestSignOut(t *testing.T) {
 	if r := p.do(op, http.MethodPost, "/auth/logout", strings.NewReader("_csrf="+op.csrf), same...); r.StatusCode != http.StatusSeeOther ||
 		r.Header.Get("Location") != "/" || len(p.entries(audit.Filter{Action: audit.AuthLogout})) != 1 {
 		t.Errorf("replayed logout = %d %q, want 303 to / and no second auth.logout", r.StatusCode, r.Header.Get("Location"))
+	}
+}
+
+// security.md cases 36–38 through the router: hostile job ids are a 400
+// before any hub call, whether read or cancelled; a refused cancel of a
+// huge id is audited with a clipped copy.
+func TestHostileJobIDs(t *testing.T) {
+	p := newPortal(t, portalOptions{})
+	v, op := p.as(viewerU), p.as(operatorU)
+	ids := []string{
+		"%00", "a%00b", "%E2%80%AEevil", "a%E2%80%8Db", "a%EF%BC%8Fb", "%D0%B0bc", "a%FFb", "a%C0%AFb",
+		"a%252Fb", "..%2F..%2Fdevices", "%2e%2e", "a%20b", "a.b", "a%0D%0Ab",
+		strings.Repeat("x", 129), strings.Repeat("x", 10<<10),
+	}
+	p.sims["prod"].ResetCalls()
+	for _, id := range ids {
+		if r := p.get(v, "/hubs/prod/jobs/"+id); r.StatusCode != http.StatusBadRequest {
+			t.Errorf("GET job %.40q = %d, want 400", id, r.StatusCode)
+		}
+		if r := p.cancel(op, "prod", id, nil); r.StatusCode != http.StatusBadRequest {
+			t.Errorf("cancel %.40q = %d, want 400", id, r.StatusCode)
+		}
+	}
+	if n := p.sims["prod"].Calls(hubsim.OpGetJob) + p.sims["prod"].Calls(hubsim.OpCancelJob); n != 0 {
+		t.Errorf("%d hub calls for hostile ids, want 0", n)
+	}
+	if r := p.cancel(v, "prod", strings.Repeat("y", 10<<10), nil); r.StatusCode != http.StatusForbidden {
+		t.Fatalf("viewer cancel of a 10 KB id = %d, want 403", r.StatusCode)
+	}
+	denied := p.entries(audit.Filter{Action: audit.AuthzDenied})
+	if len(denied) != 1 || len(denied[0].JobID) > 128 {
+		t.Errorf("authz.denied for a 10 KB id: %d entries, job id %d bytes (want one, clipped to 128)", len(denied), len(denied[len(denied)-1].JobID))
 	}
 }
