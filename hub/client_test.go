@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -447,6 +448,49 @@ func TestRetryPolicy(t *testing.T) {
 			}
 			if tt.wantRetry != 0 && RetryAfterHint(err) != tt.wantRetry {
 				t.Errorf("RetryAfterHint = %v, want %v", RetryAfterHint(err), tt.wantRetry)
+			}
+		})
+	}
+}
+
+// TestBodiesAreReadCapped: an endless answer (a proxy gone wrong, a hostile
+// endpoint) is cut at the cap and the connection dropped; the client never
+// reads it all. The server counts what it managed to write before the client
+// hung up: far less than the 64 MiB it offers, whatever the socket buffers.
+func TestBodiesAreReadCapped(t *testing.T) {
+	const offered = 64 << 20
+	for _, tt := range []struct {
+		name    string
+		status  int
+		prefix  string
+		wantErr error
+	}{
+		{"success body", 200, `{"jobId":"job-1","statusMessage":"`, ErrResponseTooLarge},
+		{"error body", 500, `{"Message":"ErrorCode:ServerError;`, ErrUnavailable},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			written := make(chan int, 1)
+			hub := newFakeHub(t, func(w http.ResponseWriter, r *http.Request, _ int) {
+				w.Header().Set("Content-Type", "application/json; charset=utf-8")
+				w.WriteHeader(tt.status)
+				n, _ := io.WriteString(w, tt.prefix)
+				chunk := []byte(strings.Repeat("x", 32<<10))
+				for n < offered {
+					m, err := w.Write(chunk)
+					n += m
+					if err != nil {
+						break
+					}
+				}
+				written <- n
+			})
+			c, _ := hub.client(t, func(c *Config) { c.MaxAttempts = 1; c.MaxResponseBytes = 1 << 20 })
+			_, err := c.GetJob(context.Background(), "job-1")
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("err = %v, want %v", err, tt.wantErr)
+			}
+			if n := <-written; n >= offered/2 {
+				t.Errorf("the client read %d of %d bytes; the body was not capped", n, offered)
 			}
 		})
 	}
