@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"path"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -120,7 +122,7 @@ func TestBudgetKeepsATokenForCancel(t *testing.T) {
 			reply(w, 200, jobCancelled)
 			return
 		}
-		reply(w, 200, jobQueued)
+		reply(w, 200, strings.Replace(jobQueued, "job-1", path.Base(r.URL.Path), 1))
 	})
 	ctx := context.Background()
 	for _, id := range []string{"a", "b"} {

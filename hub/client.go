@@ -263,7 +263,14 @@ func (c *Client) getJob(ctx context.Context, id string) (*Job, error) {
 	if err != nil {
 		return nil, err
 	}
-	return decodeJob(op, resp)
+	job, err := decodeJob(op, resp)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkAnswer(op, id, job, ""); err != nil {
+		return nil, err
+	}
+	return job, nil
 }
 
 // CancelJob cancels a queued, enqueued or scheduled job and returns the
@@ -284,7 +291,7 @@ func (c *Client) CancelJob(ctx context.Context, id string) (*Job, error) {
 		if err := CheckJobID(id); err != nil {
 			return nil, err
 		}
-		return c.write(ctx, id, request{op: op, method: http.MethodPost, path: "/jobs/v2/" + id + "/cancel", write: true})
+		return c.write(ctx, id, request{op: op, method: http.MethodPost, path: "/jobs/v2/" + id + "/cancel", write: true}, StatusCancelled)
 	})
 }
 
@@ -302,7 +309,7 @@ func (c *Client) CreateJob(ctx context.Context, req JobRequest) (*Job, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: encoding job %s: %w", ErrInvalidRequest, req.JobID, err)
 		}
-		return c.write(ctx, req.JobID, request{op: op, method: http.MethodPut, path: "/jobs/v2/" + req.JobID, body: body, write: true})
+		return c.write(ctx, req.JobID, request{op: op, method: http.MethodPut, path: "/jobs/v2/" + req.JobID, body: body, write: true}, "")
 	})
 }
 
@@ -345,21 +352,40 @@ func validateJobRequest(req *JobRequest) error {
 }
 
 // write runs a non-idempotent request and reconciles an unknown outcome.
-func (c *Client) write(ctx context.Context, id string, r request) (*Job, error) {
+// A 2xx counts as the answer only when it is about job id and, when want is
+// set, shows that status; anything else is an outcome to reconcile.
+func (c *Client) write(ctx context.Context, id string, r request, want JobStatus) (*Job, error) {
 	resp, err := c.do(ctx, r)
 	if err == nil {
 		var job *Job
 		job, err = decodeJob(r.op, resp)
+		if err == nil {
+			err = checkAnswer(r.op, id, job, want)
+		}
 		if err == nil || errors.Is(err, ErrNotFound) {
 			return job, err
 		}
-		// A 2xx we cannot read: the hub acted, but on what we cannot say.
+		// A 2xx we cannot trust: the hub acted, but on what we cannot say.
 		err = fmt.Errorf("%w: %s answered %d but %w", ErrOutcomeUnknown, r.op, resp.status, err)
 	}
 	if !errors.Is(err, ErrOutcomeUnknown) {
 		return nil, err
 	}
 	return c.reconcile(ctx, id, err)
+}
+
+// checkAnswer refuses a decoded job that is not the answer asked for: one
+// about another job (a misrouted or cached answer), or, when want is set,
+// one in another status. A cancel's 200 with status "queued", or a status
+// no version of the hub has spelled, is never reported as a cancel.
+func checkAnswer(op, id string, job *Job, want JobStatus) error {
+	if job.JobID != "" && job.JobID != id {
+		return fmt.Errorf("IoT Hub %s: %w: the answer is about job %q", op, ErrBadResponse, clip(plain(job.JobID), 40))
+	}
+	if want != "" && job.Status != want {
+		return fmt.Errorf("IoT Hub %s: %w: status %q where %q was expected", op, ErrBadResponse, clip(plain(string(job.Status)), 40), want)
+	}
+	return nil
 }
 
 // reconcile asks the hub for the job after a write whose outcome is

@@ -453,6 +453,19 @@ func TestRetryPolicy(t *testing.T) {
 	}
 }
 
+// TestGetJobRefusesAnAnswerAboutAnotherJob: a misrouted or wrongly cached
+// answer must not put another job's status on this job's page.
+func TestGetJobRefusesAnAnswerAboutAnotherJob(t *testing.T) {
+	hub := newFakeHub(t, func(w http.ResponseWriter, r *http.Request, _ int) { reply(w, 200, jobCancelled) })
+	c, _ := hub.client(t)
+	if job, err := c.GetJob(context.Background(), "job-1"); err != nil || job.JobID != "job-1" {
+		t.Fatalf("GetJob(job-1) = %+v, %v", job, err)
+	}
+	if job, err := c.GetJob(context.Background(), "job-2"); job != nil || !errors.Is(err, ErrBadResponse) {
+		t.Fatalf("GetJob(job-2) answered about job-1 = %+v, %v; want ErrBadResponse", job, err)
+	}
+}
+
 // TestBodiesAreReadCapped: an endless answer (a proxy gone wrong, a hostile
 // endpoint) is cut at the cap and the connection dropped; the client never
 // reads it all. The server counts what it managed to write before the client
@@ -588,6 +601,24 @@ func TestCancelSemantics(t *testing.T) {
 			cancel: func(w http.ResponseWriter, r *http.Request, n int) { reply(w, 200, `{"jobId":`) },
 			get:    func(w http.ResponseWriter, r *http.Request, n int) { reply(w, 200, jobCancelled) },
 			posts:  1, gets: 1, wantStatus: StatusCancelled,
+			wantErr: []error{ErrOutcomeUnknown, ErrBadResponse},
+		},
+		{
+			name: "200 whose status is not cancelled: reconciled, never a success",
+			cancel: func(w http.ResponseWriter, r *http.Request, n int) {
+				reply(w, 200, strings.Replace(jobQueued, "queued", "Cancelling", 1))
+			},
+			get:   func(w http.ResponseWriter, r *http.Request, n int) { reply(w, 200, jobQueued) },
+			posts: 1, gets: 1, wantStatus: StatusQueued,
+			wantErr: []error{ErrOutcomeUnknown, ErrBadResponse},
+		},
+		{
+			name: "200 about another job: reconciled, never a success",
+			cancel: func(w http.ResponseWriter, r *http.Request, n int) {
+				reply(w, 200, strings.Replace(jobCancelled, "job-1", "job-2", 1))
+			},
+			get:   func(w http.ResponseWriter, r *http.Request, n int) { reply(w, 200, jobRunning) },
+			posts: 1, gets: 1, wantStatus: StatusRunning,
 			wantErr: []error{ErrOutcomeUnknown, ErrBadResponse},
 		},
 		{
