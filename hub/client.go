@@ -707,7 +707,11 @@ func (c *Client) attempt(ctx context.Context, r request, budgetEnd time.Time) (*
 		}
 		return nil, te
 	case int64(len(body)) > c.cfg.MaxResponseBytes:
-		return nil, fmt.Errorf("IoT Hub %s: %w (over %d bytes)", r.op, ErrResponseTooLarge, c.cfg.MaxResponseBytes)
+		err := fmt.Errorf("IoT Hub %s: %w (over %d bytes)", r.op, ErrResponseTooLarge, c.cfg.MaxResponseBytes)
+		if r.write { // the hub answered 2xx: it acted, on what we cannot read
+			return nil, fmt.Errorf("%w: %s answered %d but %w", ErrOutcomeUnknown, r.op, httpResp.StatusCode, err)
+		}
+		return nil, err
 	}
 	return &response{status: httpResp.StatusCode, header: httpResp.Header, body: body}, nil
 }

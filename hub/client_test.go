@@ -604,6 +604,16 @@ func TestCancelSemantics(t *testing.T) {
 			wantErr: []error{ErrOutcomeUnknown, ErrBadResponse},
 		},
 		{
+			name: "oversized 200: reconciled by GET, not reported as a failure",
+			cancel: func(w http.ResponseWriter, r *http.Request, n int) {
+				reply(w, 200, `{"jobId":"job-1","status":"cancelled","statusMessage":"`+strings.Repeat("x", 4096)+`"}`)
+			},
+			get:   func(w http.ResponseWriter, r *http.Request, n int) { reply(w, 200, jobCancelled) },
+			cfg:   func(c *Config) { c.MaxResponseBytes = 1024 },
+			posts: 1, gets: 1, wantStatus: StatusCancelled,
+			wantErr: []error{ErrOutcomeUnknown, ErrResponseTooLarge},
+		},
+		{
 			name: "200 whose status is not cancelled: reconciled, never a success",
 			cancel: func(w http.ResponseWriter, r *http.Request, n int) {
 				reply(w, 200, strings.Replace(jobQueued, "queued", "Cancelling", 1))
