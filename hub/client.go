@@ -278,13 +278,15 @@ func (c *Client) getJob(ctx context.Context, id string) (*Job, error) {
 // ErrNotCancellable.
 //
 // The POST is not idempotent on the wire, so it is never re-sent once the
-// hub may have acted on it: after a timeout, a lost connection, a 5xx or an
-// unreadable 200, CancelJob instead asks the hub for the job (a GET) and
+// hub may have acted on it: after a timeout, a lost connection, a 408, a
+// 5xx, or a 2xx that is unreadable, too large, about another job or not
+// saying "cancelled", CancelJob instead asks the hub for the job (a GET) and
 // returns what the GET saw together with an error wrapping
 // ErrOutcomeUnknown; the job is nil when the GET failed too. Callers decide
-// from the reconciled status ("cancelled" means it took). Failures where
-// the hub certainly did not act (no connection made, 408, 429) are retried
-// like any other call.
+// from the reconciled status ("cancelled" means it took). So a nil error
+// always comes with a job whose status is "cancelled". Failures where the
+// hub certainly did not act (no connection made, 429) are retried like any
+// other call.
 func (c *Client) CancelJob(ctx context.Context, id string) (*Job, error) {
 	return observe(c, "CancelJob", func() (*Job, error) {
 		const op = "CancelJob"
@@ -541,8 +543,8 @@ type response struct {
 //     (a write keeps ReconcileTimeout of it for reconciliation);
 //   - it retries only where that is safe: failures before any response for
 //     idempotent requests, failures before the connection was made for all,
-//     and 408/429/5xx answers (5xx only for idempotent requests: a write the
-//     hub may have executed comes back as ErrOutcomeUnknown instead);
+//     429 for all, and 408/5xx for idempotent requests (a write the hub may
+//     have executed comes back as ErrOutcomeUnknown instead);
 //   - it waits Retry-After when the hub sends one, else a jittered
 //     exponential backoff, and gives up at once when the wait would not fit
 //     in what is left of the budget.
@@ -585,10 +587,10 @@ func (c *Client) do(ctx context.Context, r request) (*response, error) {
 func (c *Client) retryable(r request, err error) (bool, time.Duration) {
 	if he, ok := errors.AsType[*Error](err); ok {
 		switch he.StatusCode {
-		case http.StatusRequestTimeout, http.StatusTooManyRequests:
+		case http.StatusTooManyRequests:
 			return true, he.RetryAfter // the hub did not act on the request
-		case http.StatusInternalServerError, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
-			return !r.write, he.RetryAfter // a write never gets here: do classed it as unknown
+		case http.StatusRequestTimeout, http.StatusInternalServerError, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+			return !r.write, he.RetryAfter // a write never gets here: attempt classed it as unknown
 		}
 		return false, 0
 	}
@@ -690,7 +692,9 @@ func (c *Client) attempt(ctx context.Context, r request, budgetEnd time.Time) (*
 		if he.StatusCode == http.StatusTooManyRequests {
 			c.cfg.Metrics.observeThrottled(c.cfg.HubName, r.op)
 		}
-		if r.write && he.StatusCode >= 500 {
+		// A 408 may come from a gateway that had already forwarded the
+		// request, so for a write it proves nothing either way.
+		if r.write && (he.StatusCode >= 500 || he.StatusCode == http.StatusRequestTimeout) {
 			return nil, fmt.Errorf("%w: %s may have been executed: %w", ErrOutcomeUnknown, r.op, he)
 		}
 		return nil, he

@@ -632,6 +632,13 @@ func TestCancelSemantics(t *testing.T) {
 			wantErr: []error{ErrOutcomeUnknown, ErrBadResponse},
 		},
 		{
+			name:   "408: not re-sent (a gateway may have forwarded it), reconciled by GET",
+			cancel: func(w http.ResponseWriter, r *http.Request, n int) { reply(w, 408, "") },
+			get:    func(w http.ResponseWriter, r *http.Request, n int) { reply(w, 200, jobCancelled) },
+			posts:  1, gets: 1, wantStatus: StatusCancelled,
+			wantErr: []error{ErrOutcomeUnknown, ErrTimeout},
+		},
+		{
 			name:   "reconciling GET fails too: no job",
 			cancel: func(w http.ResponseWriter, r *http.Request, n int) { reply(w, 500, errServer) },
 			get:    func(w http.ResponseWriter, r *http.Request, n int) { reply(w, 200, jobUnknown) },
