@@ -2,12 +2,14 @@ package web_test
 
 import (
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
 
 	"github.com/hubjobs/hubjobs/audit"
 	"github.com/hubjobs/hubjobs/hub/hubsim"
+	"github.com/hubjobs/hubjobs/web"
 )
 
 // Metric labels must come from a closed set: a label value taken from a
@@ -182,5 +184,91 @@ func TestHostileJobIDs(t *testing.T) {
 	denied := p.entries(audit.Filter{Action: audit.AuthzDenied})
 	if len(denied) != 1 || len(denied[0].JobID) > 128 {
 		t.Errorf("authz.denied for a 10 KB id: %d entries, job id %d bytes (want one, clipped to 128)", len(denied), len(denied[len(denied)-1].JobID))
+	}
+}
+
+// security.md case 54 for the response types TestSecurityHeadersOnEveryResponse
+// does not reach: htmx fragments, error fragments, the htmx 401, 405, 413,
+// redirects, the callback's error page and an auth refusal page.
+func TestSecurityHeadersOnEveryResponseType(t *testing.T) {
+	p := newPortal(t, portalOptions{})
+	p.scheduledJob("prod", "job-1")
+	v, op := p.as(viewerU), p.as(operatorU)
+	hx := []string{"HX-Request", "true"}
+	cases := map[string]response{
+		"fragment":        p.get(v, "/hubs/prod/jobs/job-1", hx...),
+		"status fragment": p.get(v, "/hubs/prod/jobs/job-1/status", hx...),
+		"error fragment":  p.get(v, "/hubs/prod/jobs/nope", hx...),
+		"htmx 401":        p.get(nil, "/hubs/prod/jobs/job-1/status", hx...),
+		"405":             p.do(v, "TRACE", "/hubs", nil),
+		"413":             p.do(op, http.MethodPost, "/hubs/prod/jobs/job-1/cancel", strings.NewReader(strings.Repeat("a", 100<<10)), "Content-Type", "application/x-www-form-urlencoded"),
+		"redirect":        p.get(v, "/"),
+		"sign-in 303":     p.get(nil, "/hubs"),
+		"callback error":  p.get(nil, "/auth/callback?error=access_denied"),
+		"403 role":        p.get(v, "/audit"),
+		"403 csrf":        p.cancel(op, "prod", "job-1", url.Values{"_csrf": {"forged"}}),
+		"csv export":      p.get(v, "/hubs/prod/jobs/job-1/devices.csv"),
+	}
+	for name, r := range cases {
+		h := r.Header
+		csp := h.Get("Content-Security-Policy")
+		for _, want := range []string{"script-src 'self' 'nonce-", "object-src 'none'", "base-uri 'none'", "frame-ancestors 'none'"} {
+			if !strings.Contains(csp, want) {
+				t.Errorf("%s (%d): CSP %q lacks %s", name, r.StatusCode, csp, want)
+			}
+		}
+		for k, want := range map[string]string{"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY",
+			"X-Xss-Protection": "0", "Cross-Origin-Opener-Policy": "same-origin", "Cache-Control": "no-store"} {
+			if h.Get(k) != want {
+				t.Errorf("%s (%d): %s = %q, want %q", name, r.StatusCode, k, h.Get(k), want)
+			}
+		}
+		if ct := h.Get("Content-Type"); r.body != "" && !strings.Contains(strings.ToLower(ct), "charset=utf-8") {
+			t.Errorf("%s (%d): Content-Type %q without charset", name, r.StatusCode, ct)
+		}
+		if h.Get("Access-Control-Allow-Origin") != "" || h.Get("Server") != "" || h.Get("X-Powered-By") != "" {
+			t.Errorf("%s: CORS or server banner headers present", name)
+		}
+	}
+	if got := cases["callback error"].Header.Get("Referrer-Policy"); got != "no-referrer" {
+		t.Errorf("callback Referrer-Policy %q, want no-referrer", got)
+	}
+	if cases["413"].StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("100 KB cancel body = %d, want 413", cases["413"].StatusCode)
+	}
+
+	// HSTS is sent when the portal is served over https.
+	s, err := web.New(web.Deps{Auth: p.auth, Audit: p.store, PublicURL: "https://jobs.example.com", Now: p.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{"/healthz", "/nowhere", "/static/app.css"} {
+		rec := httptest.NewRecorder()
+		s.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+		if got := rec.Header().Get("Strict-Transport-Security"); !strings.Contains(got, "max-age=63072000") {
+			t.Errorf("https %s: Strict-Transport-Security %q, want max-age ≥ 1 year", path, got)
+		}
+	}
+}
+
+// No method override: a GET (or HEAD) carrying X-HTTP-Method-Override or
+// _method never reaches the cancel handler (security.md case 24).
+func TestNoMethodOverride(t *testing.T) {
+	p := newPortal(t, portalOptions{})
+	p.scheduledJob("prod", "job-1")
+	op := p.as(operatorU)
+	p.sims["prod"].ResetCalls()
+	for _, r := range []response{
+		p.get(op, "/hubs/prod/jobs/job-1/cancel", "X-HTTP-Method-Override", "POST"),
+		p.get(op, "/hubs/prod/jobs/job-1/cancel", "X-HTTP-Method", "POST"),
+		p.get(op, "/hubs/prod/jobs/job-1/cancel?_method=POST&_csrf="+url.QueryEscape(op.csrf)),
+		p.do(op, http.MethodHead, "/hubs/prod/jobs/job-1/cancel", nil, "X-HTTP-Method-Override", "POST"),
+	} {
+		if r.StatusCode != http.StatusMethodNotAllowed {
+			t.Errorf("%s %s = %d, want 405", r.Request.Method, r.Request.URL.RequestURI(), r.StatusCode)
+		}
+	}
+	if n := p.sims["prod"].Calls(hubsim.OpCancelJob); n != 0 || p.hubJob("prod", "job-1").Status != "scheduled" {
+		t.Errorf("%d cancels reached the hub through a safe method", n)
 	}
 }
