@@ -34,6 +34,7 @@ type Authenticator struct {
 	metrics      *metrics
 	provider     atomic.Pointer[provider]
 	ready        chan struct{} // closed once provider is set
+	decoded      decodedCookies
 }
 
 // provider is what discovery produced; immutable once stored.

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -41,9 +42,11 @@ type sessionData struct {
 	LastSeen int64    `json:"l"` // unix seconds; idle timeout counts from here
 }
 
+// user copies the slices: d may come from the decoded-cookie cache, which
+// other requests share, and a User is the handlers' to keep.
 func (d sessionData) user() *User {
 	return &User{Issuer: d.Issuer, Subject: d.Subject, Name: d.Name, Email: d.Email,
-		Roles: d.Roles, ClaimValues: d.Values, SessionID: d.ID, IssuedAt: time.Unix(d.IssuedAt, 0)}
+		Roles: slices.Clone(d.Roles), ClaimValues: slices.Clone(d.Values), SessionID: d.ID, IssuedAt: time.Unix(d.IssuedAt, 0)}
 }
 
 // encodeSessionPayload serialises d as JSON and DEFLATEs it. Compression is
@@ -159,6 +162,7 @@ const (
 // sessionState is the outcome of reading the session cookie.
 type sessionState struct {
 	data      sessionData
+	csrf      string // the session's CSRF token (set when valid)
 	reissue   bool   // valid, but write it again (older key, or LastSeen is stale)
 	rejected  string // non-empty: a cookie was presented and refused for this reason
 	keepStale bool   // refused only because a dependency failed: do not delete it
@@ -173,24 +177,11 @@ func (a *Authenticator) readSession(r *http.Request) (sessionState, error) {
 	if err != nil || c.Value == "" {
 		return sessionState{}, errNoSession
 	}
-	var (
-		payload []byte
-		keyIdx  = -1
-	)
-	for i, codec := range a.keys.session {
-		if codec.Decode(a.cookieName, c.Value, &payload) == nil {
-			keyIdx = i
-			break
-		}
-	}
-	if keyIdx < 0 {
-		return sessionState{rejected: rejectInvalid}, errNoSession
-	}
-	d, err := decodeSessionPayload(payload)
+	dc, err := a.decodeCookie(c.Value)
 	if err != nil {
 		return sessionState{rejected: rejectInvalid}, errNoSession
 	}
-	now := a.now()
+	d, now := dc.data, a.now()
 	switch {
 	case !now.Before(time.Unix(d.IssuedAt, 0).Add(a.cfg.AbsoluteTimeout)):
 		return sessionState{rejected: rejectAbsolute}, errNoSession
@@ -213,12 +204,35 @@ func (a *Authenticator) readSession(r *http.Request) (sessionState, error) {
 	case revoked:
 		return sessionState{data: d, rejected: rejectRevoked}, errNoSession
 	}
-	st := sessionState{data: d, reissue: keyIdx > 0}
+	st := sessionState{data: d, csrf: dc.csrf, reissue: dc.keyIdx > 0}
 	if now.Sub(time.Unix(d.LastSeen, 0)) >= a.refreshEvery() {
 		st.data.LastSeen = now.Unix()
 		st.reissue = true
 	}
 	return st, nil
+}
+
+// decodeCookie verifies and decodes a session cookie's value under any
+// configured key, or returns what the same value decoded to before (see
+// decodedCookies for why that is safe).
+func (a *Authenticator) decodeCookie(value string) (decodedCookie, error) {
+	if dc, ok := a.decoded.get(value); ok {
+		return dc, nil
+	}
+	var payload []byte
+	for i, codec := range a.keys.session {
+		if codec.Decode(a.cookieName, value, &payload) != nil {
+			continue
+		}
+		d, err := decodeSessionPayload(payload)
+		if err != nil {
+			return decodedCookie{}, err
+		}
+		dc := decodedCookie{data: d, keyIdx: i, csrf: a.CSRFTokenFor(d.ID)}
+		a.decoded.put(value, dc)
+		return dc, nil
+	}
+	return decodedCookie{}, errBadPayload
 }
 
 // refreshEvery bounds how often sliding expiry rewrites the cookie: at most
@@ -273,7 +287,7 @@ func (a *Authenticator) Session(next http.Handler) http.Handler {
 				a.setSessionCookie(w, c)
 			}
 		}
-		sc := &sessionContext{user: st.data.user(), csrf: a.CSRFTokenFor(st.data.ID)}
+		sc := &sessionContext{user: st.data.user(), csrf: st.csrf}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, sc)))
 	})
 }
