@@ -136,6 +136,9 @@ type Store struct {
 	// while it waits its turn.
 	appendSlot     chan struct{}
 	reconcileGrace time.Duration
+	// opened is when this Store was opened: intents stamped since then may
+	// belong to a cancel this process is performing right now.
+	opened time.Time
 
 	snapMu   sync.Mutex
 	snapMemo map[snapshotKey]snapshotMemo
@@ -174,10 +177,13 @@ func WithRegisterer(r prometheus.Registerer) Option {
 func WithClock(now func() time.Time) Option { return func(o *options) { o.clock = now } }
 
 // WithReconcileGrace sets how old a pending intent must be before Reconcile
-// settles it. The default is 0 on SQLite (one process owns the file, so at
-// start-up nothing else can be in flight) and 2 minutes on PostgreSQL, where
-// another replica may be between its intent and its outcome right now (a
-// cancel's whole hub budget is ≤ 25 s).
+// settles it. The default is 0 on SQLite (one process owns the file, so an
+// intent written before this process opened it is not in flight) and 2
+// minutes on PostgreSQL, where another replica may be between its intent and
+// its outcome right now (a cancel's whole hub budget is ≤ 25 s). Whatever
+// the grace, intents stamped since this Store was opened wait at least
+// inFlightGrace: Reconcile also runs periodically, while this process may
+// itself be in the middle of those cancels.
 func WithReconcileGrace(d time.Duration) Option {
 	return func(o *options) { o.reconcileGrace = &d }
 }
@@ -218,6 +224,7 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 	if o.reconcileGrace != nil {
 		s.reconcileGrace = *o.reconcileGrace
 	}
+	s.opened = s.now()
 	if o.registerer != nil {
 		if s.metrics, err = newAppendMetrics(o.registerer); err != nil {
 			db.Close()

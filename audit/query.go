@@ -134,6 +134,11 @@ func (s *Store) query(ctx context.Context, op, q string, args ...any) ([]Entry, 
 	return out, nil
 }
 
+// inFlightGrace is how long an intent this process wrote may still be
+// waiting for its outcome: a cancel's hub call ends within 25 s (its call
+// budget), so an intent older than this has lost its outcome for good.
+const inFlightGrace = 2 * time.Minute
+
 // StatusLookup reads a job's current status from its hub, for Reconcile.
 type StatusLookup func(ctx context.Context, hub, jobID string) (status string, err error)
 
@@ -155,8 +160,12 @@ func (s *Store) Reconcile(ctx context.Context, lookup StatusLookup) (int, error)
 	settled := 0
 	var lookupErrs []error
 	for _, intent := range pending {
-		if s.now().Sub(intent.Time) < s.reconcileGrace {
-			continue // its own request may still be running on another replica
+		grace := s.reconcileGrace // its request may still be running on another replica
+		if !intent.Time.Before(s.opened) {
+			grace = max(grace, inFlightGrace) // … or in this process
+		}
+		if s.now().Sub(intent.Time) < grace {
+			continue
 		}
 		status, err := lookup(ctx, intent.Hub, intent.JobID)
 		if err != nil {
