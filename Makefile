@@ -52,7 +52,7 @@ generate-check:
 	scripts/check-generated.sh
 
 vet:
-	go vet ./...
+	scripts/vet.sh
 
 fmt-check:
 	@unformatted="$$(gofmt -l $$(find . -name '*.go' -not -path './.cache/*' -not -path './.git/*'))"; \
