@@ -1,0 +1,46 @@
+package audit
+
+import (
+	"context"
+	"strings"
+	"testing"
+)
+
+// TestAppend_DatabaseRefusesRewritesThatAreNotUpdates: an UPDATE or DELETE
+// trigger is not enough on its own. SQLite's REPLACE deletes the row it
+// conflicts with without firing DELETE triggers (it does so only with
+// recursive_triggers on), and an upsert rewrites through the UPDATE path.
+// Each must be refused by the database, leaving the entry as it was.
+func TestAppend_DatabaseRefusesRewritesThatAreNotUpdates(t *testing.T) {
+	const columns = `seq, time_us, action, result, actor_iss, actor_sub, actor_name, actor_email, actor_roles,
+		client_ip, user_agent, request_id, hub, job_id, reason, hub_status, hub_error_code, hub_tracking_id, prev_hash, hash`
+	const forged = `SELECT seq, time_us, action, 'forged', actor_iss, actor_sub, actor_name, actor_email, actor_roles,
+		client_ip, user_agent, request_id, hub, job_id, reason, hub_status, hub_error_code, hub_tracking_id, prev_hash, hash
+		FROM audit_entries WHERE seq = 1`
+	forEachBackend(t, func(t *testing.T, b backend) {
+		dsn := b.newDSN(t)
+		s := openStore(t, dsn)
+		stored := mustAppend(t, s, cancelIntent("r1", "j1"))
+		raw := rawDB(t, dsn)
+		stmts := []string{
+			`INSERT INTO audit_entries (` + columns + `) ` + forged + ` ON CONFLICT (seq) DO UPDATE SET result = 'forged'`,
+		}
+		if b.name == "sqlite" {
+			stmts = append(stmts,
+				`REPLACE INTO audit_entries (`+columns+`) `+forged,
+				`INSERT OR REPLACE INTO audit_entries (`+columns+`) `+forged)
+		}
+		for _, stmt := range stmts {
+			if _, err := raw.Exec(stmt); err == nil || !strings.Contains(err.Error(), "append-only") {
+				t.Errorf("%.60s…: error = %v, want the append-only refusal", stmt, err)
+			}
+		}
+		got, err := s.List(context.Background(), Filter{})
+		if err != nil || len(got) != 1 || got[0].Result != stored.Result {
+			t.Errorf("after the refused rewrites: %+v, %v; want the entry unchanged", got, err)
+		}
+		if err := s.Verify(context.Background()); err != nil {
+			t.Errorf("Verify: %v", err)
+		}
+	})
+}
