@@ -322,17 +322,29 @@ func describeNonJSON(body []byte) string {
 }
 
 func htmlTitle(body []byte) string {
-	lower := bytes.ToLower(body)
-	start := bytes.Index(lower, []byte("<title>"))
+	start := indexFoldASCII(body, "<title>")
 	if start < 0 {
 		return ""
 	}
 	rest := body[start+len("<title>"):]
-	end := bytes.Index(bytes.ToLower(rest), []byte("</title>"))
+	end := indexFoldASCII(rest, "</title>")
 	if end < 0 {
 		return ""
 	}
 	return plain(string(rest[:end]))
+}
+
+// indexFoldASCII finds an ASCII tag case-insensitively in b. It compares in
+// place rather than searching bytes.ToLower(b): lowering invalid UTF-8
+// changes its length, and the index would then point past the title in b
+// (a proxy's error page is arbitrary bytes; the fuzzer found this).
+func indexFoldASCII(b []byte, tag string) int {
+	for i := 0; i+len(tag) <= len(b); i++ {
+		if bytes.EqualFold(b[i:i+len(tag)], []byte(tag)) {
+			return i
+		}
+	}
+	return -1
 }
 
 // plain collapses whitespace and control characters and clips to a length
