@@ -155,7 +155,7 @@ func actionOptions() []views.Option {
 // auditView converts an audit entry for display.
 func auditView(e audit.Entry) views.AuditEntry {
 	return views.AuditEntry{Seq: e.Seq, Time: e.Time, Action: string(e.Action), Result: e.Result,
-		Actor: actorName(e.Actor), ActorRoles: e.Actor.Roles, Hub: e.Hub, JobID: e.JobID, Reason: e.Reason,
+		Actor: actorName(e.Actor), ActorID: e.Actor.Subject, ActorRoles: e.Actor.Roles, Hub: e.Hub, JobID: e.JobID, Reason: e.Reason,
 		HubStatus: e.HubStatus, HubErrorCode: e.HubErrorCode, HubTrackingID: e.HubTrackingID,
 		RequestID: e.RequestID, ClientIP: e.ClientIP}
 }

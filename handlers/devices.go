@@ -57,6 +57,10 @@ func (h *Handlers) Devices(c echo.Context) error {
 			return badRequest("Bad page", "The device page offset is not valid; start from the first page.")
 		}
 	}
+	filter := c.QueryParam("status")
+	if filter != "" && !knownDeviceStatus(filter) {
+		return badRequest("Bad device status", "Filter devices by one of: failed, running, pending, scheduled, canceled, completed.")
+	}
 	ctx := c.Request().Context()
 	devices, fresh, truncated, err := h.readDevices(ctx, hb, id)
 	if err != nil {
@@ -66,22 +70,68 @@ func (h *Handlers) Devices(c echo.Context) error {
 		return cmp.Or(cmp.Compare(rank(a.Status), rank(b.Status)), cmp.Compare(a.DeviceID, b.DeviceID))
 	})
 	m := views.DevicePage{Hub: hb.Name, JobID: id, Offset: offset, Total: len(devices), PageSize: devicePageSize,
-		Truncated: truncated, Counts: map[string]int{}, Freshness: fresh}
+		Status: filter, Truncated: truncated, Counts: map[string]int{}, Freshness: fresh}
+	var shown []hub.DeviceJob
 	for _, d := range devices {
-		status := string(d.Status)
-		if status == "cancelled" {
-			status = string(hub.DeviceStatusCanceled)
-		}
+		status := deviceStatus(d)
 		m.Counts[status]++
 		if d.Status == hub.DeviceStatusFailed {
 			m.FailedIDs = append(m.FailedIDs, d.DeviceID)
 		}
+		if filter == "" || status == filter {
+			shown = append(shown, d)
+		}
 	}
-	end := min(offset+devicePageSize, len(devices))
-	for _, d := range devices[min(offset, len(devices)):end] {
+	m.Matching = len(shown)
+	m.Failures = failureKinds(devices)
+	end := min(offset+devicePageSize, len(shown))
+	for _, d := range shown[min(offset, len(shown)):end] {
 		m.Devices = append(m.Devices, deviceView(d))
 	}
 	return page(c, http.StatusOK, views.DevicesFullPage(h.layout(c, "Devices of "+id, "jobs", hb.Name), m), views.Devices(m))
+}
+
+// failureKinds groups failed devices by why they failed: the hub's error
+// code, else the status their method answered. Most common first, so the
+// page can say "52 × method answered 500, 25 × JobRunPreconditionFailed".
+func failureKinds(devices []hub.DeviceJob) []views.FailureKind {
+	counts := map[string]int{}
+	for _, d := range devices {
+		if d.Status != hub.DeviceStatusFailed {
+			continue
+		}
+		label := "no reason reported"
+		switch {
+		case d.Error != nil && d.Error.Code != "":
+			label = d.Error.Code
+		case d.Outcome != nil && d.Outcome.DeviceMethodResponse != nil:
+			label = "method answered " + strconv.Itoa(d.Outcome.DeviceMethodResponse.Status)
+		}
+		counts[label]++
+	}
+	out := make([]views.FailureKind, 0, len(counts))
+	for label, n := range counts {
+		out = append(out, views.FailureKind{Label: label, Count: n})
+	}
+	slices.SortFunc(out, func(a, b views.FailureKind) int {
+		return cmp.Or(cmp.Compare(b.Count, a.Count), cmp.Compare(a.Label, b.Label))
+	})
+	return out
+}
+
+// deviceStatus is a row's status with the hub's two spellings of
+// "cancelled" folded into the device one ("canceled").
+func deviceStatus(d hub.DeviceJob) string {
+	if d.Status == "cancelled" {
+		return string(hub.DeviceStatusCanceled)
+	}
+	return string(d.Status)
+}
+
+// knownDeviceStatus: the ?status= filter takes the hub's device statuses only.
+func knownDeviceStatus(s string) bool {
+	_, ok := statusOrder[hub.DeviceJobStatus(s)]
+	return ok && s != "cancelled"
 }
 
 // readDevices reads up to deviceReadLimit per-device rows through the budget.
@@ -100,7 +150,7 @@ func (h *Handlers) readDevices(ctx context.Context, hb *Hub, id string) ([]hub.D
 			return all, age, true, nil
 		}
 		if fresh.Stale || page == 0 {
-			age = h.freshness(fresh.Stale, fresh.FetchedAt)
+			age = freshness(h, fresh)
 		}
 		all = append(all, fresh.Value.Devices...)
 		if token = fresh.Value.Continuation; token == "" {

@@ -117,6 +117,34 @@ func isHubRefusal(err error) bool {
 	return ok && he.StatusCode >= 400 && he.StatusCode < 500
 }
 
+// staleReason says why a read served older data: the portal holding back
+// under its own budget, or the hub failing (with its code and tracking id,
+// which the user may need for Azure support).
+func staleReason(err error) (why string, hubFailing bool) {
+	if _, ok := errors.AsType[*hub.BudgetError](err); ok {
+		return "the portal is pausing its calls to this hub so as not to exceed the hub's request limits", false
+	}
+	why = "IoT Hub did not give a fresh answer"
+	switch {
+	case err == nil:
+	case errors.Is(err, hub.ErrThrottled):
+		why = "IoT Hub is limiting requests (throttling)"
+	case errors.Is(err, hub.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
+		why = "IoT Hub did not answer in time"
+	case errors.Is(err, hub.ErrUnavailable), errors.Is(err, hub.ErrBadResponse), errors.Is(err, hub.ErrResponseTooLarge):
+		why = "IoT Hub could not be reached"
+	}
+	if he, ok := errors.AsType[*hub.Error](err); ok {
+		if he.Code != "" {
+			why += "; its error code: " + he.Code
+		}
+		if he.TrackingID != "" {
+			why += ", tracking id " + he.TrackingID
+		}
+	}
+	return why, true
+}
+
 func describeHTTP(status int) *Problem {
 	switch status {
 	case http.StatusNotFound:

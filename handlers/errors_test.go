@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -76,6 +78,59 @@ func TestSafeCSVDefusesFormulas(t *testing.T) {
 	for i := range want {
 		if got[i] != want[i] {
 			t.Errorf("cell %d = %q, want %q", i, got[i], want[i])
+		}
+	}
+}
+
+// Stale data says why it is stale: the portal holding back, or the hub
+// failing with the code and tracking id Azure support asks for.
+func TestStaleReasonTellsBudgetFromHubTrouble(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		err        error
+		hubFailing bool
+		words      []string
+	}{
+		{"budget", &hub.BudgetError{Hub: "prod", Op: "GetJob", RetryAfter: time.Second}, false, []string{"pausing its calls"}},
+		{"throttled", fmt.Errorf("x: %w", &hub.Error{StatusCode: 429, Code: "ThrottlingException", TrackingID: "trk-9"}), true,
+			[]string{"limiting requests", "ThrottlingException", "trk-9"}},
+		{"timeout", fmt.Errorf("x: %w", hub.ErrTimeout), true, []string{"did not answer in time"}},
+		{"unreachable", fmt.Errorf("x: %w", hub.ErrUnavailable), true, []string{"could not be reached"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			why, failing := staleReason(tc.err)
+			if failing != tc.hubFailing {
+				t.Errorf("hubFailing = %v, want %v", failing, tc.hubFailing)
+			}
+			for _, w := range tc.words {
+				if !strings.Contains(why, w) {
+					t.Errorf("why = %q, want it to contain %q", why, w)
+				}
+			}
+		})
+	}
+}
+
+// "Try again" is offered only for failures that may pass, and only as a
+// link to this same site.
+func TestTryAgainOnlyForRetryableLocalGETs(t *testing.T) {
+	for _, tc := range []struct {
+		method, target string
+		status         int
+		want           bool
+	}{
+		{http.MethodGet, "/hubs/prod/jobs/j1", 503, true},
+		{http.MethodGet, "/hubs/prod/jobs?status=running", 502, true},
+		{http.MethodGet, "/hubs/prod/jobs/j1", 504, true},
+		{http.MethodGet, "/hubs/prod/jobs/nope", 404, false},
+		{http.MethodPost, "/hubs/prod/jobs/j1/cancel", 503, false},
+		{http.MethodGet, "//evil.example/x", 503, false},
+	} {
+		r := httptest.NewRequest(tc.method, tc.target, nil)
+		w := httptest.NewRecorder()
+		RenderProblem(w, r, "dev", nil, &Problem{Status: tc.status, Title: "t"})
+		if got := strings.Contains(w.Body.String(), `id="try-again"`); got != tc.want {
+			t.Errorf("%s %s → %d: try again offered = %v, want %v", tc.method, tc.target, tc.status, got, tc.want)
 		}
 	}
 }

@@ -151,9 +151,14 @@ func checkJobID(id string) error {
 	return nil
 }
 
-// freshness turns a budgeted read's metadata into the view's age marker.
-func (h *Handlers) freshness(stale bool, fetchedAt time.Time) views.Age {
-	return views.Age{Stale: stale, FetchedAt: fetchedAt, Age: max(0, h.now().Sub(fetchedAt))}
+// freshness turns a budgeted read's metadata into the view's age marker,
+// with the reason in words when the data is stale.
+func freshness[T any](h *Handlers, f hub.Fresh[T]) views.Age {
+	a := views.Age{Stale: f.Stale, FetchedAt: f.FetchedAt, Age: max(0, h.now().Sub(f.FetchedAt))}
+	if f.Stale {
+		a.Why, a.HubFailing = staleReason(f.Reason)
+	}
+	return a
 }
 
 // learnLimit remembers a hub's active-job limit when an error names it.

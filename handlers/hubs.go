@@ -44,7 +44,7 @@ func (h *Handlers) hubSummary(ctx context.Context, hb *Hub) views.HubSummary {
 			break
 		}
 		if fresh.Stale && !s.Freshness.Stale {
-			s.Freshness = h.freshness(true, fresh.FetchedAt)
+			s.Freshness = freshness(h, fresh)
 		}
 		for _, j := range fresh.Value.Jobs {
 			if active(j.Status) {

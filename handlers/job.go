@@ -96,7 +96,7 @@ func (h *Handlers) jobPage(c echo.Context, hb *Hub, id string, withHistory bool)
 	case err == nil:
 		h.snapshots.maybeSave(ctx, h, hb.Name, fresh.Value, fresh.FetchedAt)
 		v = h.jobView(hb.Name, id, fresh.Value)
-		v.Freshness = h.freshness(fresh.Stale, fresh.FetchedAt)
+		v.Freshness = freshness(h, fresh)
 	case errors.Is(err, hub.ErrNotFound):
 		archived, ok := h.archivedJob(ctx, hb.Name, id)
 		if !ok {
@@ -272,8 +272,10 @@ func prettyValue(v map[string]any) string {
 // cancelControl decides whether the cancel button is offered.
 func (h *Handlers) cancelControl(c echo.Context, hb *Hub, v views.Job) views.CancelControl {
 	u, _ := auth.UserFrom(c.Request().Context())
+	allowed := mayCancel(u, hb)
 	return views.CancelControl{
-		Allowed:         mayCancel(u, hb),
+		Allowed:         allowed,
+		NotOnThisHub:    !allowed && u != nil && u.Can(auth.RoleOperator),
 		ConfirmRequired: v.Stats != nil && v.Stats.Devices >= views.ConfirmThreshold,
 		MaxReason:       maxReasonRunes,
 		CSRFToken:       auth.CSRFToken(c.Request().Context()),

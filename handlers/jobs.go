@@ -87,7 +87,7 @@ func (h *Handlers) Jobs(c echo.Context) error {
 		}
 		return err
 	}
-	m.Freshness = h.freshness(fresh.Stale, fresh.FetchedAt)
+	m.Freshness = freshness(h, fresh)
 	m.NextPage = fresh.Value.Continuation
 	needle := strings.ToLower(f.Q)
 	for _, j := range fresh.Value.Jobs {

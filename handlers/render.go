@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"net/http"
+	"strings"
 
 	"github.com/a-h/templ"
 	"github.com/labstack/echo/v4"
@@ -90,6 +91,9 @@ func page(c echo.Context, status int, full, fragment templ.Component) error {
 func RenderProblem(w http.ResponseWriter, r *http.Request, version string, hubs []string, p *Problem) {
 	e := views.ErrorPage{Status: p.Status, Title: p.Title, Detail: p.Detail, HubCode: p.HubCode,
 		TrackID: p.TrackingID, RequestID: RequestID(r.Context())}
+	if again := r.URL.RequestURI(); r.Method == http.MethodGet && retryable(p.Status) && localPath(again) {
+		e.Again = again
+	}
 	if p.RetryAfter > 0 {
 		secs := int(p.RetryAfter.Seconds() + 0.999)
 		w.Header().Set("Retry-After", itoa(secs))
@@ -114,6 +118,18 @@ func RenderProblem(w http.ResponseWriter, r *http.Request, version string, hubs 
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
 	w.Write(buf.Bytes())
+}
+
+// retryable statuses are the ones where the same request may work a moment
+// later (the hub busy, unreachable or slow), so the page offers "Try again".
+func retryable(status int) bool {
+	return status == http.StatusBadGateway || status == http.StatusServiceUnavailable || status == http.StatusGatewayTimeout
+}
+
+// localPath: a same-origin path ("/x"), never "//host" or "/\\host", which
+// browsers read as another site.
+func localPath(p string) bool {
+	return strings.HasPrefix(p, "/") && !strings.HasPrefix(p, "//") && !strings.HasPrefix(p, "/\\")
 }
 
 // RenderProblem is the handler-bound form (the hub switcher included).

@@ -5,11 +5,39 @@
   "use strict";
 
   // Times are rendered server-side in UTC; show them in the viewer's zone
-  // and keep UTC on hover.
+  // and keep UTC on hover. data-format="short" (tables) drops the seconds
+  // and the current year, "stamp" (audit rows) only the current year; data-rel adds "(in 6 hours)" / "(3 minutes ago)",
+  // kept current by the ticker below.
   var fmt = new Intl.DateTimeFormat(undefined, {
     year: "numeric", month: "short", day: "numeric",
     hour: "2-digit", minute: "2-digit", second: "2-digit", timeZoneName: "short"
   });
+  var shortFmt = new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
+  var shortYearFmt = new Intl.DateTimeFormat(undefined, { year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
+  var stampFmt = new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit" });
+  var stampYearFmt = new Intl.DateTimeFormat(undefined, { year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit" });
+  var rtf = window.Intl && Intl.RelativeTimeFormat ? new Intl.RelativeTimeFormat(undefined, { numeric: "auto" }) : null;
+
+  // relative says how far ms (a difference from now) is in one unit.
+  function relative(ms) {
+    var s = Math.round(ms / 1000), a = Math.abs(s);
+    if (!rtf) return "";
+    if (a < 45) return rtf.format(Math.round(s / 5) * 5, "second");
+    if (a < 3600) return rtf.format(Math.round(s / 60), "minute");
+    if (a < 48 * 3600) return rtf.format(Math.round(s / 3600), "hour");
+    return rtf.format(Math.round(s / 86400), "day");
+  }
+
+  function relSpan(t) {
+    var r = t.nextElementSibling;
+    if (!r || !r.classList.contains("rel")) {
+      r = document.createElement("span");
+      r.className = "rel muted";
+      t.after(r);
+    }
+    return r;
+  }
+
   function localTimes(root) {
     var nodes = (root || document).querySelectorAll("time[datetime]");
     for (var i = 0; i < nodes.length; i++) {
@@ -17,11 +45,40 @@
       if (t.dataset.local === "1") continue;
       var d = new Date(t.getAttribute("datetime"));
       if (isNaN(d.getTime())) continue;
-      t.title = d.toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC").replace(/Z$/, " UTC");
-      t.textContent = fmt.format(d);
+      var utc = d.toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC").replace(/Z$/, " UTC");
+      var thisYear = d.getFullYear() === new Date().getFullYear();
+      if (t.dataset.format === "short" || t.dataset.format === "stamp") {
+        var f = t.dataset.format === "short" ? (thisYear ? shortFmt : shortYearFmt) : (thisYear ? stampFmt : stampYearFmt);
+        t.textContent = f.format(d);
+        t.title = fmt.format(d) + " · " + utc;
+      } else {
+        t.textContent = fmt.format(d);
+        t.title = utc;
+      }
       t.dataset.local = "1";
     }
+    tick(root);
   }
+
+  // tick refreshes relative times and "updated N s ago" ages. An age is
+  // counted from when this page received it, so the viewer's clock does not
+  // need to agree with the server's.
+  function tick(root) {
+    var now = Date.now();
+    var rels = (root || document).querySelectorAll("time[data-rel]");
+    for (var i = 0; i < rels.length; i++) {
+      var d = new Date(rels[i].getAttribute("datetime"));
+      if (!isNaN(d.getTime())) relSpan(rels[i]).textContent = " (" + relative(d.getTime() - now) + ")";
+    }
+    var ages = (root || document).querySelectorAll("[data-age]");
+    for (var j = 0; j < ages.length; j++) {
+      var a = ages[j];
+      if (!a.dataset.since) a.dataset.since = String(now - 1000 * Number(a.dataset.age || 0));
+      var secs = Math.max(0, Math.round((now - Number(a.dataset.since)) / 1000));
+      a.textContent = secs < 2 ? "just now" : relative(-secs * 1000);
+    }
+  }
+  setInterval(function () { tick(); }, 5000);
 
   function copy(text, button) {
     var done = function () {

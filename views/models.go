@@ -32,11 +32,18 @@ type User struct {
 	CanAudit bool // shows the audit link
 }
 
-// Age is how old data is, for the "stale" marker.
+// Age is how old data is: "updated N s ago", and the "stale" marker when
+// the portal could not ask IoT Hub again.
 type Age struct {
 	Stale     bool
 	FetchedAt time.Time
 	Age       time.Duration
+	// HubFailing: the hub itself answered with an error or not at all (as
+	// opposed to the portal holding back to stay under its budget).
+	HubFailing bool
+	// Why is the reason in plain words, e.g. "IoT Hub is limiting
+	// requests"; "" when fresh.
+	Why string
 }
 
 // Stats are a job's per-device counters.
@@ -116,6 +123,7 @@ type Twin struct {
 // CancelControl says whether and how the cancel button is offered.
 type CancelControl struct {
 	Allowed         bool // the user may cancel on this hub (role and hub operators)
+	NotOnThisHub    bool // an operator elsewhere, but this hub narrows who may cancel
 	ConfirmRequired bool // ≥ ConfirmThreshold devices: type the job id
 	MaxReason       int  // reason length cap
 	CSRFToken       string
@@ -138,6 +146,7 @@ type AuditEntry struct {
 	Action        string
 	Result        string
 	Actor         string // display name, falling back to e-mail, then subject
+	ActorID       string // the subject, for "entries by this person" links
 	ActorRoles    []string
 	Hub, JobID    string
 	Reason        string
@@ -220,13 +229,23 @@ type Device struct {
 type DevicePage struct {
 	Hub, JobID string
 	Devices    []Device
-	Offset     int // index of the first row shown
-	Total      int // rows fetched from the hub
+	Offset     int    // index of the first row shown (within the filtered rows)
+	Total      int    // rows fetched from the hub
+	Status     string // device status filter ("" = all)
+	Matching   int    // rows that pass the filter
 	PageSize   int
 	Truncated  bool // the hub had more than the portal reads at once
 	FailedIDs  []string
+	Failures   []FailureKind  // why devices failed, most common first
 	Counts     map[string]int // per status
 	Freshness  Age
+}
+
+// FailureKind is one reason devices failed (an IoT Hub error code, or the
+// status a device's method answered) and how many devices it hit.
+type FailureKind struct {
+	Label string
+	Count int
 }
 
 // AuditFilter is /audit's GET form.
@@ -251,6 +270,24 @@ type ErrorPage struct {
 	TrackID   string
 	RequestID string
 	Retry     string // e.g. "in about 30 seconds"
+	Again     string // local URL to retry (a GET that may work later), "" when retrying cannot help
+}
+
+// Count renders n with thousands separators ("12,000"), as counts of
+// devices read at a glance.
+func Count(n int) string {
+	s := strconv.Itoa(n)
+	neg := n < 0
+	if neg {
+		s = s[1:]
+	}
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	if neg {
+		return "-" + s
+	}
+	return s
 }
 
 // Duration renders d in plain words ("2 h 5 min", "45 s").

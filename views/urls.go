@@ -37,8 +37,13 @@ func JobStatusURL(hub, id string) string { return JobURL(hub, id) + "/status" }
 func JobCancelURL(hub, id string) string { return JobURL(hub, id) + "/cancel" }
 
 // JobDevicesURL is the per-device results from row offset.
-func JobDevicesURL(hub, id string, offset int) string {
+func JobDevicesURL(hub, id string, offset int) string { return JobDevicesQueryURL(hub, id, "", offset) }
+
+// JobDevicesQueryURL is the per-device results with a device status
+// filter ("" = every status), from row offset.
+func JobDevicesQueryURL(hub, id, status string, offset int) string {
 	v := url.Values{}
+	set(v, "status", status)
 	if offset > 0 {
 		v.Set("offset", strconv.Itoa(offset))
 	}

@@ -76,7 +76,8 @@ func TestHostileDataIsRenderedInert(t *testing.T) {
 				Method: &views.Method{Name: h, Payload: h}, Twin: &views.Twin{Tags: h, Desired: h},
 				Stats: &views.Stats{Devices: 2000, Running: 5}, Started: time.Now(), MaxExecution: time.Hour, PlannedStop: time.Now()}
 			page := views.JobPage{Job: job, Cancel: views.CancelControl{Allowed: true, ConfirmRequired: true, MaxReason: 500, CSRFToken: h},
-				History: []views.AuditEntry{{Action: h, Actor: h, Reason: h, HubErrorCode: h, HubTrackingID: h}},
+				History: []views.AuditEntry{{Action: h, Actor: h, Reason: h, HubErrorCode: h, HubTrackingID: h},
+					{Action: "job.cancel.succeeded", Actor: h, Reason: h, RequestID: h}},
 				Banner:  &views.Banner{Kind: h, Title: h, Detail: h}}
 			job.Cancellable = true
 			page.Job = job
@@ -107,7 +108,8 @@ func TestHostileDataIsRenderedInert(t *testing.T) {
 				t.Errorf("search box value %q", v)
 			}
 
-			dev := render(t, views.DevicesFullPage(layout(), views.DevicePage{Hub: "prod", JobID: h, Total: 1, PageSize: 50,
+			dev := render(t, views.DevicesFullPage(layout(), views.DevicePage{Hub: "prod", JobID: h, Total: 1, PageSize: 50, Status: h, Matching: 1,
+				Counts: map[string]int{"failed": 1, h: 1},
 				Devices: []views.Device{{ID: h, Status: h, ErrorCode: h, ErrorDescription: h, HasResponse: true, ResponsePayload: h}}, FailedIDs: []string{h}}))
 			assertInert(t, dev)
 			if v, _ := dev.Find("#copy-failed").Attr("data-copy"); v != h {
@@ -117,7 +119,7 @@ func TestHostileDataIsRenderedInert(t *testing.T) {
 			errp := render(t, views.ErrorFullPage(layout(), views.ErrorPage{Status: 502, Title: h, Detail: h, HubCode: h, TrackID: h, RequestID: h}))
 			assertInert(t, errp)
 			aud := render(t, views.AuditFullPage(layout(), views.AuditPage{Filter: views.AuditFilter{User: h, Job: h},
-				Entries: []views.AuditEntry{{Hub: "prod", JobID: h, Actor: h, Result: h, ClientIP: h, RequestID: h}}}))
+				Entries: []views.AuditEntry{{Hub: "prod", JobID: h, Actor: h, ActorID: h, Result: h, ClientIP: h, RequestID: h, HubErrorCode: h}}}))
 			assertInert(t, aud)
 		})
 	}

@@ -95,6 +95,30 @@ func ActionLabel(a string) string {
 	return a
 }
 
+// hubCodeTexts say in plain words what IoT Hub's common error codes mean.
+var hubCodeTexts = map[string]string{
+	"OperationNotAllowedInCurrentState":   "the job was no longer in a state that can be cancelled (it had started or finished)",
+	"JobNotFound":                         "the hub does not know this job",
+	"ThrottlingException":                 "the hub was limiting requests",
+	"ThrottlingMaxActiveJobCountExceeded": "the hub already runs as many jobs as its tier allows",
+	"JobQuotaExceeded":                    "the hub's job quota is used up",
+	"IotHubUnauthorizedAccess":            "the hub refused the portal's credentials",
+	"IotHubUnauthorized":                  "the hub refused the portal's credentials",
+	"ServerError":                         "the hub had an internal problem",
+	"ServiceUnavailable":                  "the hub was temporarily unavailable",
+	"PreconditionFailed":                  "the hub rejected the request's preconditions (etag)",
+	"ArgumentInvalid":                     "the hub rejected a value in the request",
+}
+
+// HubCodeText is IoT Hub's error code in plain words; unknown codes read
+// "the hub refused the request" (the code itself is shown next to it).
+func HubCodeText(code string) string {
+	if s, ok := hubCodeTexts[code]; ok {
+		return s
+	}
+	return "the hub refused the request"
+}
+
 // statusClass is the CSS class of a status badge; unknown values fall back
 // to the "unknown" colour so hub data never becomes a class name.
 func statusClass(status string) string {
