@@ -78,7 +78,7 @@ func TestHostileDataIsRenderedInert(t *testing.T) {
 			page := views.JobPage{Job: job, Cancel: views.CancelControl{Allowed: true, ConfirmRequired: true, MaxReason: 500, CSRFToken: h},
 				History: []views.AuditEntry{{Action: h, Actor: h, Reason: h, HubErrorCode: h, HubTrackingID: h},
 					{Action: "job.cancel.succeeded", Actor: h, Reason: h, RequestID: h}},
-				Banner:  &views.Banner{Kind: h, Title: h, Detail: h}}
+				Banner: &views.Banner{Kind: h, Title: h, Detail: h}}
 			job.Cancellable = true
 			page.Job = job
 			d := render(t, views.JobFullPage(layout(), page))
@@ -109,7 +109,7 @@ func TestHostileDataIsRenderedInert(t *testing.T) {
 			}
 
 			dev := render(t, views.DevicesFullPage(layout(), views.DevicePage{Hub: "prod", JobID: h, Total: 1, PageSize: 50, Status: h, Matching: 1,
-				Counts: map[string]int{"failed": 1, h: 1},
+				Counts:  map[string]int{"failed": 1, h: 1},
 				Devices: []views.Device{{ID: h, Status: h, ErrorCode: h, ErrorDescription: h, HasResponse: true, ResponsePayload: h}}, FailedIDs: []string{h}}))
 			assertInert(t, dev)
 			if v, _ := dev.Find("#copy-failed").Attr("data-copy"); v != h {
