@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"database/sql"
 	"strings"
 	"testing"
 )
@@ -43,4 +44,35 @@ func TestAppend_DatabaseRefusesRewritesThatAreNotUpdates(t *testing.T) {
 			t.Errorf("Verify: %v", err)
 		}
 	})
+}
+
+// TestSQLiteCommitsAreDurable is security.md H50 ("fsync/commit before
+// ack") for SQLite: the store's own connections run in WAL with
+// synchronous=FULL, so a commit is on disk when Append returns. Nothing else
+// would notice if the DSN parameters stopped being applied.
+func TestSQLiteCommitsAreDurable(t *testing.T) {
+	s := openStore(t, backends[0].newDSN(t))
+	ctx := context.Background()
+	conns := make([]*sql.Conn, 3) // pragmas are per connection: look at several
+	for i := range conns {
+		c, err := s.db.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		conns[i] = c
+	}
+	for i, c := range conns {
+		var sync int
+		var mode string
+		if err := c.QueryRowContext(ctx, `PRAGMA synchronous`).Scan(&sync); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.QueryRowContext(ctx, `PRAGMA journal_mode`).Scan(&mode); err != nil {
+			t.Fatal(err)
+		}
+		if sync != 2 || mode != "wal" {
+			t.Errorf("connection %d: synchronous=%d journal_mode=%s, want 2 (FULL) and wal", i, sync, mode)
+		}
+	}
 }
