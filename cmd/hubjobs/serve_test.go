@@ -76,7 +76,16 @@ func readyz(t *testing.T, base string) (int, string) {
 // portal out of the load balancer.
 func TestReadinessFollowsDiscoveryAndStoreNotHub(t *testing.T) {
 	w := newWorld(t)
-	idpAddr := strings.TrimPrefix(w.idp.Issuer(), "http://")
+	// The IdP must come back on the same address later. An address from the
+	// ephemeral range could be taken by another test's port-0 bind while the
+	// IdP is down, so move it below that range first.
+	w.idp.Close()
+	idpAddr := portBelowEphemeralRange(t)
+	low, err := devidp.Listen(idpAddr, devidp.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.idp = low
 	w.idp.Close() // the IdP is down when the portal starts
 	setup := newPortalSetup(t, w, "sqlite://"+filepath.Join(t.TempDir(), "audit.db"), "")
 	p := inProcess(t, setup)
@@ -88,7 +97,7 @@ func TestReadinessFollowsDiscoveryAndStoreNotHub(t *testing.T) {
 		t.Errorf("healthz while not ready = %d, want 200 (no dependency checks)", code)
 	}
 
-	idp, err := devidp.Listen(idpAddr, devidp.Options{RedirectURIs: []string{setup.publicURL + "/auth/callback"}})
+	idp, err := devidp.Listen(idpAddr, devidp.Options{ClientSecret: low.ClientSecret(), RedirectURIs: []string{setup.publicURL + "/auth/callback"}})
 	if err != nil {
 		t.Fatal(err)
 	}
