@@ -88,10 +88,16 @@ func ParseConnectionString(s string) (ConnectionString, error) {
 	return cs, nil
 }
 
-// String renders the connection string; the key is included, so never log it.
+// String renders the connection string with the key replaced by "***":
+// a value that reaches a log line or an error through fmt must not carry
+// the hub's key (security.md H53). Nothing needs the full string back.
 func (cs ConnectionString) String() string {
-	return "HostName=" + cs.HostName + ";SharedAccessKeyName=" + cs.SharedAccessKeyName +
-		";SharedAccessKey=" + cs.SharedAccessKey
+	return "HostName=" + cs.HostName + ";SharedAccessKeyName=" + cs.SharedAccessKeyName + ";SharedAccessKey=***"
+}
+
+// GoString keeps %#v from printing the key too.
+func (cs ConnectionString) GoString() string {
+	return fmt.Sprintf("hub.ConnectionString{HostName:%q, SharedAccessKeyName:%q, SharedAccessKey:\"***\"}", cs.HostName, cs.SharedAccessKeyName)
 }
 
 // validHostName accepts DNS names and host:port (simulators), nothing that

@@ -3,6 +3,7 @@ package hub
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -209,5 +210,24 @@ func TestEntraCredential(t *testing.T) {
 	failing := NewEntraCredential(&fakeTokenCredential{t: t, err: errors.New("no identity")})
 	if _, err := failing.Authorization(context.Background()); !errors.Is(err, ErrUnauthorized) {
 		t.Errorf("failed token fetch err = %v, want ErrUnauthorized", err)
+	}
+}
+
+// TestConnectionStringNeverPrintsItsKey: a parsed connection string that
+// reaches a log line or an error through fmt (%v, %+v, %#v, %s) shows the
+// host and policy but never the key (security.md H53).
+func TestConnectionStringNeverPrintsItsKey(t *testing.T) {
+	cs, err := ParseConnectionString("HostName=myhub.azure-devices.net;SharedAccessKeyName=iothubowner;SharedAccessKey=" + vectorKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s"} {
+		got := fmt.Sprintf(verb, cs)
+		if strings.Contains(got, vectorKey) || strings.Contains(got, cs.SharedAccessKey) {
+			t.Errorf("%s prints the key: %s", verb, got)
+		}
+		if !strings.Contains(got, "myhub.azure-devices.net") || !strings.Contains(got, "iothubowner") {
+			t.Errorf("%s no longer says which hub and policy: %s", verb, got)
+		}
 	}
 }
