@@ -146,7 +146,8 @@ type Store struct {
 	purgeMu   sync.Mutex
 	lastPurge time.Time
 
-	isRevoked *preparedQuery // see state.go
+	isRevoked      *preparedQuery  // see state.go
+	revocationMemo *revocationMemo // SQLite only; see state.go
 }
 
 // Option configures Open.
@@ -217,6 +218,9 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 		reconcileGrace: d.reconcileGrace,
 		snapMemo:       make(map[snapshotKey]snapshotMemo),
 		isRevoked:      &preparedQuery{query: isRevokedQuery},
+	}
+	if d.name == "sqlite" {
+		s.revocationMemo = &revocationMemo{}
 	}
 	if o.clock != nil {
 		s.clock = o.clock
