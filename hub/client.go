@@ -86,13 +86,23 @@ type Config struct {
 	// uniformly from [d/2, d) ("equal jitter": spreads clients apart yet
 	// never retries at once).
 	Jitter func(d time.Duration) time.Duration
+	// BreakerThreshold is how many calls in a row may fail without a usable
+	// answer from the hub (no connection, a timeout, a 5xx; after retries)
+	// before calls fail fast with a *BreakerError for BreakerCooldown; then
+	// one probe call decides. 0 means DefaultBreakerThreshold, negative
+	// turns the breaker off. Defaults 5 and 30 s.
+	BreakerThreshold int
+	BreakerCooldown  time.Duration
+	// Now is the breaker's clock; nil is time.Now.
+	Now func() time.Time
 }
 
 // Client talks to one hub's jobs API. It is safe for concurrent use.
 type Client struct {
-	cfg  Config
-	base string // scheme://host[:port][/prefix], no trailing slash
-	hc   *http.Client
+	cfg     Config
+	base    string // scheme://host[:port][/prefix], no trailing slash
+	hc      *http.Client
+	breaker *breaker
 }
 
 // New validates cfg and builds a Client; it sends nothing.
@@ -109,7 +119,8 @@ func New(cfg Config) (*Client, error) {
 		cfg.Host = u.Host
 	}
 	setDefaults(&cfg)
-	return &Client{cfg: cfg, base: base, hc: httpClient(cfg)}, nil
+	return &Client{cfg: cfg, base: base, hc: httpClient(cfg),
+		breaker: &breaker{threshold: cfg.BreakerThreshold, cooldown: cfg.BreakerCooldown, now: cfg.Now}}, nil
 }
 
 // NewFromConnectionString is New with SAS credentials from a connection
@@ -157,6 +168,13 @@ func setDefaults(cfg *Config) {
 	def(&cfg.Backoff, DefaultBackoff)
 	def(&cfg.ThrottleBackoff, DefaultThrottleBackoff)
 	def(&cfg.MaxBackoff, DefaultMaxBackoff)
+	def(&cfg.BreakerCooldown, DefaultBreakerCooldown)
+	if cfg.BreakerThreshold == 0 {
+		cfg.BreakerThreshold = DefaultBreakerThreshold
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	if cfg.ReconcileTimeout >= cfg.CallBudget {
 		cfg.ReconcileTimeout = cfg.CallBudget / 4
 	}
@@ -395,7 +413,7 @@ func checkAnswer(op, id string, job *Job, want JobStatus) error {
 // trail needs the outcome even when the browser went away) and within
 // ReconcileTimeout, which the write left unspent.
 func (c *Client) reconcile(ctx context.Context, id string, cause error) (*Job, error) {
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.ReconcileTimeout)
+	rctx, cancel := context.WithTimeout(context.WithValue(context.WithoutCancel(ctx), breakerBypass{}, true), c.cfg.ReconcileTimeout)
 	defer cancel()
 	job, err := c.GetJob(rctx, id)
 	if err != nil {
@@ -538,7 +556,25 @@ type response struct {
 	body   []byte
 }
 
-// do runs r under the transport policy:
+// do runs r through the breaker (see breaker.go) and the transport policy.
+// A reconciling GET is never held back by the breaker: the failure that
+// opened it may be the write whose outcome the GET must find out.
+func (c *Client) do(ctx context.Context, r request) (*response, error) {
+	if ctx.Value(breakerBypass{}) != nil {
+		resp, err := c.attempts(ctx, r)
+		c.breaker.record(false, classify(ctx, err))
+		return resp, err
+	}
+	probe, err := c.breaker.allow(c.cfg.HubName, r.op)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.attempts(ctx, r)
+	c.breaker.record(probe, classify(ctx, err))
+	return resp, err
+}
+
+// attempts runs r under the transport policy:
 //   - each attempt has AttemptTimeout; all attempts and waits share CallBudget
 //     (a write keeps ReconcileTimeout of it for reconciliation);
 //   - it retries only where that is safe: failures before any response for
@@ -548,7 +584,7 @@ type response struct {
 //   - it waits Retry-After when the hub sends one, else a jittered
 //     exponential backoff, and gives up at once when the wait would not fit
 //     in what is left of the budget.
-func (c *Client) do(ctx context.Context, r request) (*response, error) {
+func (c *Client) attempts(ctx context.Context, r request) (*response, error) {
 	budget := c.cfg.CallBudget
 	if r.write {
 		budget -= c.cfg.ReconcileTimeout

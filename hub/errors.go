@@ -25,6 +25,7 @@ var (
 	ErrUnavailable       = errors.New("hub: unreachable or failing")           // transport errors, 5xx after retries
 	ErrTimeout           = errors.New("hub: timed out")                        // attempt timeout / call budget exhausted
 	ErrOutcomeUnknown    = errors.New("hub: outcome unknown")                  // write sent, no definite answer; reconciled by GET
+	ErrNotAttempted      = errors.New("hub: not attempted")                    // nothing sent: the breaker is open (*BreakerError)
 	ErrInvalidJobID      = errors.New("hub: invalid job id")                   // rejected before any request
 	ErrInvalidConnString = errors.New("hub: invalid connection string")
 	ErrInvalidRequest    = errors.New("hub: invalid request")         // other bad input, rejected before any request
@@ -118,13 +119,16 @@ func isQuotaCode(code string) bool {
 }
 
 // RetryAfterHint is how long the caller should wait before trying again
-// after err, from the hub's Retry-After or the local budget; 0 when neither
-// says. Handlers put it in their own Retry-After.
+// after err, from the hub's Retry-After, the local budget or the breaker's
+// cool-down; 0 when none says. Handlers put it in their own Retry-After.
 func RetryAfterHint(err error) time.Duration {
 	if he, ok := errors.AsType[*Error](err); ok && he.RetryAfter > 0 {
 		return he.RetryAfter
 	}
 	if be, ok := errors.AsType[*BudgetError](err); ok {
+		return be.RetryAfter
+	}
+	if be, ok := errors.AsType[*BreakerError](err); ok {
 		return be.RetryAfter
 	}
 	return 0

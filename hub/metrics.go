@@ -105,7 +105,8 @@ func (m *Metrics) observeRead(hub, op, source string) {
 
 // Outcome names err for a metric label or a log field: "ok", "not_found",
 // "not_cancellable", "throttled", "unauthorized", "conflict", "timeout",
-// "unavailable", "outcome_unknown", "invalid", "canceled" or "error".
+// "not_attempted", "unavailable", "outcome_unknown", "invalid", "canceled"
+// or "error".
 func Outcome(err error) string {
 	switch {
 	case err == nil:
@@ -124,6 +125,8 @@ func Outcome(err error) string {
 		return "conflict"
 	case errors.Is(err, ErrTimeout):
 		return "timeout"
+	case errors.Is(err, ErrNotAttempted):
+		return "not_attempted"
 	case errors.Is(err, ErrUnavailable), errors.Is(err, ErrBadResponse), errors.Is(err, ErrResponseTooLarge):
 		return "unavailable"
 	case errors.Is(err, ErrInvalidJobID), errors.Is(err, ErrInvalidRequest):
