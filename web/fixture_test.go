@@ -54,6 +54,12 @@ type hubSpec struct {
 type portalOptions struct {
 	hubs      []hubSpec
 	budgetTTL time.Duration
+	// revocationsInStore checks sessions against the audit store, as
+	// `hubjobs serve` does, instead of auth.MemoryRevocations.
+	revocationsInStore bool
+	// quietLogs logs warnings and errors only, as `hubjobs demo` does
+	// (otherwise every access line is kept at debug level).
+	quietLogs bool
 }
 
 var testRoleMap = map[auth.Role][]string{
@@ -68,7 +74,11 @@ func newPortal(t testing.TB, o portalOptions) *portal {
 	}
 	ctx := t.Context()
 	p := &portal{t: t, clock: hubsim.NewManualClock(t0), sims: map[string]*hubsim.Sim{}, direct: map[string]*hub.Client{}, logs: &syncBuffer{}}
-	logger := slog.New(slog.NewTextHandler(p.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	level := slog.LevelDebug
+	if o.quietLogs {
+		level = slog.LevelWarn
+	}
+	logger := slog.New(slog.NewTextHandler(p.logs, &slog.HandlerOptions{Level: level}))
 
 	var handler http.Handler = http.NotFoundHandler()
 	var mu sync.RWMutex
@@ -94,10 +104,14 @@ func newPortal(t testing.TB, o portalOptions) *portal {
 
 	key := make([]byte, 32)
 	rand.Read(key)
+	var revocations auth.RevocationStore = auth.NewMemoryRevocations(p.clock.Now)
+	if o.revocationsInStore {
+		revocations = p.store
+	}
 	p.auth, err = auth.New(ctx, auth.Config{
 		Issuer: idp.Issuer(), ClientID: idp.ClientID(), ClientSecret: idp.ClientSecret(),
 		PublicURL: p.srv.URL, RoleMap: testRoleMap, SessionKeys: [][]byte{key},
-		NextAllowed: web.NextAllowed, Revocations: auth.NewMemoryRevocations(p.clock.Now),
+		NextAllowed: web.NextAllowed, Revocations: revocations,
 		Events: web.NewEventSink(p.store, nil), RenderError: web.RenderError,
 		Logger: logger, Now: p.clock.Now, DiscoveryRetry: 10 * time.Millisecond,
 	})
