@@ -23,8 +23,13 @@ const (
 	// unit (S1/S2): /devices/query serves other tools on the hub too, and
 	// a 429 there makes every device list in the portal stale at once.
 	DefaultQueriesPerMinute = 12
-	DefaultStaleFor         = 10 * time.Minute
-	budgetCacheEntries      = 1024
+	// DefaultQueriesBurst lets one view of a job's devices read its pages
+	// at once: devices.jobs pages 100 at a time on the hub, and a view that
+	// lists failed devices first reads several pages to sort them. Five in
+	// a burst stays well under the hub's 20 per minute.
+	DefaultQueriesBurst = 5
+	DefaultStaleFor     = 10 * time.Minute
+	budgetCacheEntries  = 1024
 )
 
 // BudgetConfig tunes a Budgeted. Zero values get the defaults.
@@ -37,7 +42,9 @@ type BudgetConfig struct {
 	// hub's own per-minute throttle in one go.
 	JobsOpsPerMinute int
 	// QueriesPerMinute is the separate, smaller bucket for /devices/query.
-	QueriesPerMinute int
+	// QueriesBurst is how many queries it allows at once; default
+	// DefaultQueriesBurst, at most QueriesPerMinute.
+	QueriesPerMinute, QueriesBurst int
 	// StaleFor is how old last known data may be and still be served,
 	// marked stale, when the budget is spent or the hub is failing.
 	StaleFor time.Duration
@@ -110,6 +117,9 @@ func NewBudgeted(c *Client, cfg BudgetConfig) *Budgeted {
 	if cfg.QueriesPerMinute <= 0 {
 		cfg.QueriesPerMinute = DefaultQueriesPerMinute
 	}
+	if cfg.QueriesBurst <= 0 {
+		cfg.QueriesBurst = DefaultQueriesBurst
+	}
 	if cfg.StaleFor <= 0 {
 		cfg.StaleFor = DefaultStaleFor
 	}
@@ -119,7 +129,7 @@ func NewBudgeted(c *Client, cfg BudgetConfig) *Budgeted {
 	jobs := bucket(cfg.JobsOpsPerMinute)
 	return &Budgeted{
 		c: c, ttl: cfg.TTL, staleFor: cfg.StaleFor, now: cfg.Now,
-		jobs: jobs, queries: bucket(cfg.QueriesPerMinute),
+		jobs: jobs, queries: rate.NewLimiter(rate.Limit(float64(cfg.QueriesPerMinute)/60), min(cfg.QueriesBurst, cfg.QueriesPerMinute)),
 		// Polling must not starve a cancel: once the bucket holds a few
 		// tokens, reads leave the last one to writes.
 		jobsReadFloor: readFloor(jobs),

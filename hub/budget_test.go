@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"path"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -272,5 +273,31 @@ func TestBudgetFollowerMayLeaveEarly(t *testing.T) {
 	}
 	if _, err := b.GetJob(context.Background(), "bad id"); !errors.Is(err, ErrInvalidJobID) {
 		t.Errorf("bad id through the budget: %v", err)
+	}
+}
+
+// TestBudgetLetsOneDeviceViewReadItsPages: the per-device view reads
+// several pages of devices.jobs in a row to sort failures first (the hub
+// pages 100 at a time). With a query burst of one, every page after the
+// first was refused and the view silently covered the first 100 devices
+// only. The default burst admits five pages at once, and no more.
+func TestBudgetLetsOneDeviceViewReadItsPages(t *testing.T) {
+	b, hub, _, _ := budgetFixture(t, BudgetConfig{}, func(w http.ResponseWriter, r *http.Request, n int) {
+		reply(w, 200, `[]`, "x-ms-continuation", "page-"+strconv.Itoa(n+1))
+	})
+	ctx := context.Background()
+	token := ""
+	for page := range DefaultQueriesBurst {
+		f, err := b.QueryDeviceJobs(ctx, "job-1", PageOptions{PageSize: 1000, Continuation: token})
+		if err != nil {
+			t.Fatalf("page %d of one view: %v", page+1, err)
+		}
+		token = f.Value.Continuation
+	}
+	if _, err := b.QueryDeviceJobs(ctx, "job-1", PageOptions{PageSize: 1000, Continuation: token}); !errors.Is(err, ErrThrottled) {
+		t.Fatalf("page %d at once: %v, want the query bucket spent", DefaultQueriesBurst+1, err)
+	}
+	if n := hub.count("POST", "/devices/query"); n != DefaultQueriesBurst {
+		t.Errorf("%d device queries reached the hub, want %d", n, DefaultQueriesBurst)
 	}
 }
