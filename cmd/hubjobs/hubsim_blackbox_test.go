@@ -623,6 +623,26 @@ func (h *bbHub) pagesCounted(t *testing.T, r bbReq, pageSize int) (all []map[str
 	}
 }
 
+// bbStatsMatchRecords checks a finished job's statistics against its
+// devices.jobs records (issue 2: "statistics always consistent with the
+// per-device records").
+func (h *bbHub) bbStatsMatchRecords(t *testing.T, job map[string]any) {
+	t.Helper()
+	records := h.deviceRecords(t, job["jobId"].(string), 100)
+	byStatus := map[string]int{}
+	for _, r := range records {
+		byStatus[r["status"].(string)]++
+	}
+	stats := job["deviceJobStatistics"].(map[string]any)
+	want := map[string]int{"deviceCount": len(records), "succeededCount": byStatus["completed"], "failedCount": byStatus["failed"],
+		"runningCount": byStatus["running"], "pendingCount": byStatus["pending"] + byStatus["scheduled"]}
+	for k, n := range want {
+		if stats[k] != float64(n) {
+			t.Errorf("job %v: %s = %v but the devices.jobs records say %d (%v)", job["jobId"], k, stats[k], n, byStatus)
+		}
+	}
+}
+
 func bbIDs(items []map[string]any, key string) []string {
 	var ids []string
 	for _, it := range items {
@@ -723,6 +743,7 @@ func TestBlackboxLifecycleAndDeviceRecords(t *testing.T) {
 		t.Errorf("endTime %v is not after startTime %v", done["endTime"], done["startTime"])
 	}
 
+	h.bbStatsMatchRecords(t, done)
 	records := h.deviceRecords(t, "bb-now", 2) // 3 pages of 2, 2, 1
 	if len(records) != 5 {
 		t.Fatalf("devices.jobs for bb-now: %d records, want 5", len(records))
@@ -825,6 +846,7 @@ func TestBlackboxFailuresAndMaxExecutionTime(t *testing.T) {
 	if job["status"] != "failed" || job["failureReason"] == nil {
 		t.Errorf("all devices failing: status %v, failureReason %v", job["status"], job["failureReason"])
 	}
+	h.bbStatsMatchRecords(t, job)
 	for _, rec := range h.deviceRecords(t, "bb-fails", 100) {
 		bbCheckDeviceRecord(t, rec, "bb-fails", "scheduleUpdateTwin", 300)
 		if rec["status"] != "failed" {
@@ -841,6 +863,7 @@ func TestBlackboxFailuresAndMaxExecutionTime(t *testing.T) {
 	if took := time.Since(created); took > 10*time.Second {
 		t.Errorf("a 2 s job took %v to end", took)
 	}
+	slow.bbStatsMatchRecords(t, job)
 	stats := job["deviceJobStatistics"].(map[string]any)
 	if stats["failedCount"].(float64) < 40 {
 		t.Errorf("50 devices at 1/s with a 2 s limit: statistics %v, want most failed", stats)
