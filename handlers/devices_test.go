@@ -20,7 +20,7 @@ func TestFailureKindsGroupFailedDevicesByCause(t *testing.T) {
 		answered(500), failedWith("JobRunPreconditionFailed"), answered(500), {Status: hub.DeviceStatusFailed},
 		{Status: hub.DeviceStatusCompleted, Error: &hub.DeviceJobError{Code: "ignored"}}, answered(500), failedWith("JobRunPreconditionFailed"),
 	}
-	want := []views.FailureKind{{"method answered 500", 3}, {"JobRunPreconditionFailed", 2}, {"no reason reported", 1}}
+	want := []views.FailureKind{{Label: "method answered 500", Count: 3}, {Label: "JobRunPreconditionFailed", Count: 2}, {Label: "no reason reported", Count: 1}}
 	if got := failureKinds(devices); !reflect.DeepEqual(got, want) {
 		t.Errorf("failureKinds = %v, want %v", got, want)
 	}
