@@ -145,7 +145,13 @@
     }
   });
 
-  document.addEventListener("htmx:afterSettle", function (ev) { localTimes(ev.target); });
+  document.addEventListener("htmx:afterSettle", function (ev) {
+    localTimes(ev.target);
+    // After a cancel the dialog (and the focused button in it) is gone:
+    // put keyboard focus on the outcome so it is read and Tab continues there.
+    var r = document.getElementById("cancel-result");
+    if (r && ev.target.contains && ev.target.contains(r)) r.focus();
+  });
   if (document.readyState === "loading") {
     document.addEventListener("DOMContentLoaded", function () { localTimes(); });
   } else {

@@ -98,3 +98,16 @@ func TestCountGroupsThousands(t *testing.T) {
 		}
 	}
 }
+
+// A job cancelled while it was queued never started, even though the hub
+// reports a start time in the past.
+func TestCancelledWhileQueuedDoesNotReadAsStarted(t *testing.T) {
+	now := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
+	j := views.Job{Hub: "prod", ID: "q", Status: "cancelled", Terminal: true, Now: now,
+		Created: now.Add(-10 * time.Minute), Started: now.Add(-10 * time.Minute), Ended: now.Add(-time.Minute),
+		Stats: &views.Stats{Devices: 262}}
+	d := render(t, views.JobFullPage(layout(), views.JobPage{Job: j}))
+	if tl := d.Find("#timeline").Text(); !strings.Contains(tl, "Was to start") || strings.Contains(tl, "Started") {
+		t.Errorf("timeline = %q", tl)
+	}
+}
