@@ -3,8 +3,10 @@ package audit
 import (
 	"context"
 	"database/sql"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestAppend_DatabaseRefusesRewritesThatAreNotUpdates: an UPDATE or DELETE
@@ -75,4 +77,37 @@ func TestSQLiteCommitsAreDurable(t *testing.T) {
 			t.Errorf("connection %d: synchronous=%d journal_mode=%s, want 2 (FULL) and wal", i, sync, mode)
 		}
 	}
+}
+
+// TestOpen_WaitsForAnotherWriterOnANewFile: switching a new SQLite file to
+// WAL needs a lock the busy timeout does not wait for, so Open failed at
+// once with SQLITE_BUSY when another connection was writing (two processes
+// starting on a fresh file; it made TestOpen_MigrationsIdempotentAndConcurrent
+// fail about once in 40 runs). Open now waits for the writer.
+func TestOpen_WaitsForAnotherWriterOnANewFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.db")
+	other := rawDB(t, "sqlite://"+path)
+	mustExec(t, other, `CREATE TABLE other_tool (a INTEGER)`)
+	ctx := context.Background()
+	conn, err := other.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `BEGIN IMMEDIATE`); err != nil {
+		t.Fatal(err)
+	}
+	released := make(chan struct{})
+	go func() {
+		defer close(released)
+		time.Sleep(200 * time.Millisecond) // the other writer's transaction
+		conn.ExecContext(ctx, `COMMIT`)
+	}()
+	s, err := Open(ctx, "sqlite://"+path)
+	<-released
+	if err != nil {
+		t.Fatalf("Open while another connection writes: %v", err)
+	}
+	defer s.Close()
+	mustAppend(t, s, cancelIntent("r1", "j1"))
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
 	"path"
@@ -53,7 +54,36 @@ func loadMigrations(dir string) ([]migration, error) {
 // once, the second waits, then finds everything applied. Both SQLite and
 // PostgreSQL run DDL transactionally, so a failed migration leaves nothing
 // half-done.
+//
+// On SQLite a new file is switched to WAL when a connection opens it, and
+// that switch fails at once with SQLITE_BUSY, without waiting for the busy
+// timeout, while another connection is writing (two processes starting on
+// a fresh file). Such a failure is retried for up to sqliteBusyWait.
 func migrate(ctx context.Context, db *sql.DB, d dialect) error {
+	deadline := time.Now().Add(sqliteBusyWait)
+	for {
+		err := migrateOnce(ctx, db, d)
+		if err == nil || d.name != "sqlite" || !isSQLiteBusy(err) || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-time.After(50 * time.Millisecond):
+		case <-ctx.Done():
+			return err
+		}
+	}
+}
+
+// sqliteBusyWait matches the busy timeout of the DSN (_busy_timeout=5000).
+const sqliteBusyWait = 5 * time.Second
+
+// isSQLiteBusy reports SQLITE_BUSY (5) and its extended codes from the driver.
+func isSQLiteBusy(err error) bool {
+	var coded interface{ Code() int }
+	return errors.As(err, &coded) && coded.Code()&0xff == 5
+}
+
+func migrateOnce(ctx context.Context, db *sql.DB, d dialect) error {
 	ms, err := loadMigrations(d.migrations)
 	if err != nil {
 		return err
