@@ -69,6 +69,7 @@ type Handlers struct {
 	limits    sync.Map // hub name → int: active-job limit learned from a 429
 	snapshots snapshotTracker
 	histories historyCache
+	details   detailsMemo
 	cancels   inflightCancels
 	// cancelOutcomes counts cancel attempts by hub and outcome (succeeded,
 	// refused, unknown, denied, audit_unavailable): the number operators
