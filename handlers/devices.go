@@ -20,9 +20,11 @@ import (
 
 // Per-device results come only from SELECT * FROM devices.jobs, which pages
 // in hub order. To list failed devices first the portal reads up to
-// deviceReadLimit rows (deviceFetchPages pages) and sorts them; a job with
-// more devices says so and offers the CSV, which reads up to
-// deviceExportLimit rows.
+// deviceFetchPages pages and sorts them; the hub decides how many rows a
+// page holds whatever is asked (the simulator gives 100), so that is between
+// a few hundred and deviceReadLimit rows. A job with more devices says so
+// and offers the CSV, which reads up to deviceExportLimit rows. Pages are
+// few because IoT Hub allows only about 20 queries a minute.
 const (
 	devicePageSize    = 50
 	deviceFetchSize   = 1000
@@ -187,6 +189,10 @@ func compactJSON(raw json.RawMessage) string {
 var deviceCSVColumns = []string{"device_id", "status", "start_time_utc", "end_time_utc", "last_updated_utc",
 	"error_code", "error_description", "response_status", "response_payload"}
 
+// exportProgressDeadline is how long a device export may go without
+// finishing a page (waiting for the hub's query budget included).
+const exportProgressDeadline = 3 * time.Minute
+
 // DevicesCSV serves GET /hubs/{hub}/jobs/{id}/devices.csv: every device
 // result the hub has, up to deviceExportLimit, streamed in hub order page by
 // page. Cells are defused against spreadsheet formula injection.
@@ -204,6 +210,12 @@ func (h *Handlers) DevicesCSV(c echo.Context) error {
 	w.Header().Set(echo.HeaderContentType, "text/csv; charset=utf-8")
 	w.Header().Set(echo.HeaderContentDisposition, `attachment; filename="`+hb.Name+"-"+id+`-devices.csv"`)
 	w.WriteHeader(http.StatusOK)
+	// IoT Hub allows few device queries a minute, so a large export takes
+	// longer than the server's write timeout. Each page fetched extends the
+	// deadline: the download lives as long as it makes progress.
+	rc := http.NewResponseController(w)
+	extend := func() { _ = rc.SetWriteDeadline(time.Now().Add(exportProgressDeadline)) }
+	extend()
 	cw := csv.NewWriter(w)
 	cw.Write(deviceCSVColumns)
 	rows := 0
@@ -222,6 +234,7 @@ func (h *Handlers) DevicesCSV(c echo.Context) error {
 		if token == "" {
 			return cw.Error()
 		}
+		extend()
 		if fresh, err = h.nextDevicePage(ctx, hb, id, token); err != nil {
 			h.log.WarnContext(ctx, "device export cut short", "hub", hb.Name, "job", id, "err", err)
 			cw.Write([]string{"", "export incomplete: " + Describe(err).Title})

@@ -93,6 +93,15 @@ func describe(err error) *Problem {
 	case errors.Is(err, hub.ErrConflict):
 		return &Problem{Status: http.StatusConflict, Title: "IoT Hub refused the request",
 			Detail: "The hub reported a conflict or a quota that stops this request."}
+	case errors.Is(err, hub.ErrNotAttempted):
+		retry := hub.RetryAfterHint(err)
+		if retry <= 0 {
+			retry = defaultRetry
+		}
+		return &Problem{Status: http.StatusServiceUnavailable, Title: "IoT Hub is failing; nothing was sent",
+			Detail: "The last calls to this hub all failed, so the portal pauses calls to it for a moment rather than add to the load. " +
+				"Nothing was sent to the hub. Try again after the pause.",
+			RetryAfter: retry}
 	case errors.Is(err, hub.ErrUnavailable), errors.Is(err, hub.ErrBadResponse), errors.Is(err, hub.ErrResponseTooLarge):
 		return &Problem{Status: http.StatusBadGateway, Title: "IoT Hub could not be reached",
 			Detail: "The hub did not give a usable answer (it may be down, or the network to it is failing)."}
@@ -131,6 +140,8 @@ func staleReason(err error) (why string, hubFailing bool) {
 		why = "IoT Hub is limiting requests (throttling)"
 	case errors.Is(err, hub.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
 		why = "IoT Hub did not answer in time"
+	case errors.Is(err, hub.ErrNotAttempted):
+		why = "the last calls to IoT Hub all failed, so the portal is pausing its calls to it for a moment"
 	case errors.Is(err, hub.ErrUnavailable), errors.Is(err, hub.ErrBadResponse), errors.Is(err, hub.ErrResponseTooLarge):
 		why = "IoT Hub could not be reached"
 	}

@@ -32,6 +32,8 @@ func TestDescribeMapsErrorsToTheContractsStatuses(t *testing.T) {
 		{hubErr(405, "OperationNotAllowedInCurrentState"), 409, "OperationNotAllowedInCurrentState"},
 		{hubErr(429, "ThrottlingException"), 503, "ThrottlingException"},
 		{&hub.BudgetError{Hub: "prod", Op: "GetJob", RetryAfter: 3 * time.Second}, 503, ""},
+		// The breaker is open: nothing was sent, try again after its pause.
+		{fmt.Errorf("x: %w", &hub.BreakerError{Hub: "prod", Op: "CancelJob", Failures: 5, RetryAfter: 20 * time.Second}), 503, ""},
 		{hubErr(503, "ServiceUnavailable"), 502, "ServiceUnavailable"},
 		{hubErr(504, "GatewayTimeout"), 504, "GatewayTimeout"},
 		{fmt.Errorf("x: %w", hub.ErrTimeout), 504, ""},

@@ -4,6 +4,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"strings"
 	"testing"
@@ -395,5 +396,33 @@ func TestAuditPageAndExport(t *testing.T) {
 	recs, err := csv.NewReader(strings.NewReader(r.body)).ReadAll()
 	if err != nil || len(recs) != 3 || strings.Join(recs[0], ",") != "seq,time,action,result,actor_iss,actor_sub,actor_name,actor_email,actor_roles,client_ip,user_agent,request_id,hub,job_id,reason,hub_status,hub_error_code,hub_tracking_id,prev_hash,hash" {
 		t.Fatalf("audit csv: %v %v", recs, err)
+	}
+}
+
+// A device export outlives the server's write timeout as long as it makes
+// progress: IoT Hub allows only a few device queries a minute, so a large
+// export takes minutes, and cutting it at the timeout loses the file.
+func TestDevicesCSVOutlivesTheWriteTimeoutWhileItProgresses(t *testing.T) {
+	p := newPortal(t, portalOptions{hubs: []hubSpec{{name: "prod", devices: 250}}})
+	p.runningJob("prod", "job-big")
+	p.clock.Advance(time.Hour)
+	// The simulator pages devices.jobs by 100: three slow pages take longer
+	// than the server's whole write timeout.
+	p.sims["prod"].Inject(hubsim.Fault{Op: hubsim.OpQueryDevices, Kind: hubsim.FaultLatency, Delay: 250 * time.Millisecond})
+	srv := httptest.NewUnstartedServer(p.web.Handler())
+	srv.Config.WriteTimeout = 400 * time.Millisecond
+	srv.Start()
+	t.Cleanup(srv.Close)
+
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, srv.URL+"/hubs/prod/jobs/job-big/devices.csv", nil)
+	req.AddCookie(p.as(viewerU).cookie)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	recs, err := csv.NewReader(resp.Body).ReadAll()
+	if err != nil || len(recs) != 251 {
+		t.Fatalf("csv cut short: %d records (want a header and 250 devices), %v", len(recs), err)
 	}
 }
