@@ -26,6 +26,7 @@ type Problem struct {
 	HubCode    string
 	TrackingID string
 	RetryAfter time.Duration // sent as Retry-After when > 0
+	SignIn     string        // login URL that returns to the wanted page, for sign-in failures
 	Err        error         // the cause, for the log; never shown
 }
 

@@ -90,7 +90,7 @@ func page(c echo.Context, status int, full, fragment templ.Component) error {
 // auth's error renderer share it.
 func RenderProblem(w http.ResponseWriter, r *http.Request, version string, hubs []string, p *Problem) {
 	e := views.ErrorPage{Status: p.Status, Title: p.Title, Detail: p.Detail, HubCode: p.HubCode,
-		TrackID: p.TrackingID, RequestID: RequestID(r.Context())}
+		TrackID: p.TrackingID, RequestID: RequestID(r.Context()), SignIn: p.SignIn}
 	if again := r.URL.RequestURI(); r.Method == http.MethodGet && retryable(p.Status) && localPath(again) {
 		e.Again = again
 	}

@@ -271,6 +271,22 @@ type ErrorPage struct {
 	RequestID string
 	Retry     string // e.g. "in about 30 seconds"
 	Again     string // local URL to retry (a GET that may work later), "" when retrying cannot help
+	// SignIn is where "Sign in again" leads when a sign-in expired or
+	// failed: the login URL that returns to the page the user wanted.
+	SignIn string
+}
+
+// SignInLink is the sign-in button's target on an error page, or "" for
+// none: a page for a signed-out visitor offers one, except a 403, where
+// signing in again would land on the same refusal.
+func (e ErrorPage) SignInLink(signedIn bool) string {
+	switch {
+	case e.SignIn != "":
+		return e.SignIn
+	case signedIn || e.Status == 403:
+		return ""
+	}
+	return "/auth/login"
 }
 
 // Count renders n with thousands separators ("12,000"), as counts of

@@ -112,7 +112,7 @@ func newPortal(t testing.TB, o portalOptions) *portal {
 		Issuer: idp.Issuer(), ClientID: idp.ClientID(), ClientSecret: idp.ClientSecret(),
 		PublicURL: p.srv.URL, RoleMap: testRoleMap, SessionKeys: [][]byte{key},
 		NextAllowed: web.NextAllowed, Revocations: revocations,
-		Events: web.NewEventSink(p.store, nil), RenderError: web.RenderError,
+		Events: web.NewEventSink(p.store, nil), RenderError: web.RenderError, RenderRetry: web.RenderRetry,
 		Logger: logger, Now: p.clock.Now, DiscoveryRetry: 10 * time.Millisecond,
 	})
 	if err != nil {

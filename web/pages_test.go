@@ -426,3 +426,17 @@ func TestDevicesCSVOutlivesTheWriteTimeoutWhileItProgresses(t *testing.T) {
 		t.Fatalf("csv cut short: %d records (want a header and 250 devices), %v", len(recs), err)
 	}
 }
+
+// A sign-in that expired is a page with a real "Sign in" button, not a URL
+// printed in the text.
+func TestExpiredSignInOffersASignInButton(t *testing.T) {
+	p := newPortal(t, portalOptions{})
+	r := p.get(nil, "/auth/callback?state=abc&code=xyz")
+	d := r.doc(t)
+	if href, _ := d.Find("#sign-in").Attr("href"); r.StatusCode/100 != 4 || href != "/auth/login" {
+		t.Fatalf("callback without a sign-in in progress = %d with sign-in link %q, want a 4xx page and /auth/login", r.StatusCode, href)
+	}
+	if strings.Contains(d.Find("#error-detail").Text(), "/auth/login") {
+		t.Errorf("the login URL is printed in the text: %q", d.Find("#error-detail").Text())
+	}
+}

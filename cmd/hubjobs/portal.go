@@ -89,6 +89,7 @@ func newPortal(ctx context.Context, cfg *config, logger *slog.Logger, opts porta
 		AbsoluteTimeout: cfg.Session.AbsoluteTimeout,
 		NextAllowed:     web.NextAllowed,
 		RenderError:     web.RenderError,
+		RenderRetry:     web.RenderRetry,
 		Revocations:     store,
 		Events:          web.NewEventSink(store, cfg.trustedProxies),
 		HTTPClient:      opts.OIDCClient,
