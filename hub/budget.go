@@ -29,7 +29,12 @@ const (
 	// a burst stays well under the hub's 20 per minute.
 	DefaultQueriesBurst = 5
 	DefaultStaleFor     = 10 * time.Minute
-	budgetCacheEntries  = 1024
+	// DefaultReadWait bounds a read a page is waiting for: a hub that is
+	// slow, or asks to be left alone for longer (Retry-After), gets this
+	// long, and then the page shows the last known data or says the hub is
+	// busy, instead of hanging for the client's whole call budget.
+	DefaultReadWait    = 8 * time.Second
+	budgetCacheEntries = 1024
 )
 
 // BudgetConfig tunes a Budgeted. Zero values get the defaults.
@@ -48,6 +53,9 @@ type BudgetConfig struct {
 	// StaleFor is how old last known data may be and still be served,
 	// marked stale, when the budget is spent or the hub is failing.
 	StaleFor time.Duration
+	// ReadWait bounds each read's hub call (retries and waits included);
+	// default DefaultReadWait. Writes keep the client's full call budget.
+	ReadWait time.Duration
 	// Now is the clock of the TTL, the buckets and FetchedAt; default time.Now.
 	Now func() time.Time
 }
@@ -92,6 +100,7 @@ func (e *BudgetError) Is(target error) bool { return target == ErrThrottled }
 type Budgeted struct {
 	c             *Client
 	ttl, staleFor time.Duration
+	readWait      time.Duration
 	now           func() time.Time
 	jobs, queries *rate.Limiter
 	jobsReadFloor float64 // reads leave this many jobs tokens for writes
@@ -123,12 +132,15 @@ func NewBudgeted(c *Client, cfg BudgetConfig) *Budgeted {
 	if cfg.StaleFor <= 0 {
 		cfg.StaleFor = DefaultStaleFor
 	}
+	if cfg.ReadWait <= 0 {
+		cfg.ReadWait = DefaultReadWait
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
 	jobs := bucket(cfg.JobsOpsPerMinute)
 	return &Budgeted{
-		c: c, ttl: cfg.TTL, staleFor: cfg.StaleFor, now: cfg.Now,
+		c: c, ttl: cfg.TTL, staleFor: cfg.StaleFor, readWait: cfg.ReadWait, now: cfg.Now,
 		jobs: jobs, queries: rate.NewLimiter(rate.Limit(float64(cfg.QueriesPerMinute)/60), min(cfg.QueriesBurst, cfg.QueriesPerMinute)),
 		// Polling must not starve a cancel: once the bucket holds a few
 		// tokens, reads leave the last one to writes.
@@ -272,7 +284,11 @@ func read[T any](ctx context.Context, b *Budgeted, op, key string, l *rate.Limit
 			}
 			return answer{source: sourceRefused}, reason
 		}
-		v, err := fetch(context.WithoutCancel(ctx))
+		// The flight outlives the caller who started it (others may be
+		// waiting on it), but not ReadWait.
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.readWait)
+		defer cancel()
+		v, err := fetch(fctx)
 		if err != nil {
 			if transient(err) {
 				if f, ok := lookup[T](b, key, b.staleFor); ok {

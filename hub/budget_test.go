@@ -301,3 +301,21 @@ func TestBudgetLetsOneDeviceViewReadItsPages(t *testing.T) {
 		t.Errorf("%d device queries reached the hub, want %d", n, DefaultQueriesBurst)
 	}
 }
+
+// A page waiting on a read is answered within ReadWait: a hub that asks to
+// be left alone for longer is not waited out (the client's call budget is
+// for writes), and the answer carries its Retry-After.
+func TestBudgetReadsDoNotWaitOutALongRetryAfter(t *testing.T) {
+	hub := newFakeHub(t, func(w http.ResponseWriter, r *http.Request, _ int) {
+		reply(w, 429, errThrottle, "Retry-After", "20")
+	})
+	c, waits := hub.client(t)
+	b := NewBudgeted(c, BudgetConfig{})
+	_, err := b.GetJob(context.Background(), "job-1")
+	if !errors.Is(err, ErrThrottled) || RetryAfterHint(err) != 20*time.Second {
+		t.Fatalf("GetJob = %v (retry after %s), want the hub's throttle with its 20 s", err, RetryAfterHint(err))
+	}
+	if got := waits.all(); len(got) != 0 {
+		t.Fatalf("the read waited %v for the hub; want no wait beyond ReadWait (%s)", got, DefaultReadWait)
+	}
+}
