@@ -21,8 +21,19 @@ func netListen() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0")
 // throughput is one load round's result.
 type throughput struct {
 	rps      float64
+	requests int
 	p50, p99 time.Duration
-	errors   int // non-2xx answers or failed requests
+	errors   int           // non-2xx answers or failed requests
+	cpu      time.Duration // the server process's CPU time (user+system) during the round
+}
+
+// cpuPerRequest is what one request cost the server in CPU time: unlike
+// requests/s, it hardly moves when other processes load the machine.
+func (t throughput) cpuPerRequest() time.Duration {
+	if t.requests == 0 {
+		return 0
+	}
+	return t.cpu / time.Duration(t.requests)
 }
 
 // generator drives keep-alive GETs at full speed.
@@ -49,6 +60,7 @@ func (w wrkGenerator) name() string { return "wrk" }
 
 var (
 	wrkRPS     = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
+	wrkCount   = regexp.MustCompile(`(\d+) requests in`)
 	wrkLatency = regexp.MustCompile(`(?m)^\s+(50|99)%\s+([0-9.]+)(us|ms|s)\s*$`)
 	wrkNon2xx  = regexp.MustCompile(`Non-2xx or 3xx responses:\s+(\d+)`)
 	wrkErrors  = regexp.MustCompile(`Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)`)
@@ -70,6 +82,9 @@ func (w wrkGenerator) run(ctx context.Context, url, cookie string, d time.Durati
 	}
 	var t throughput
 	t.rps, _ = strconv.ParseFloat(m[1], 64)
+	if m := wrkCount.FindStringSubmatch(text); m != nil {
+		t.requests, _ = strconv.Atoi(m[1])
+	}
 	for _, l := range wrkLatency.FindAllStringSubmatch(text, -1) {
 		v, _ := strconv.ParseFloat(l[2], 64)
 		unit := map[string]time.Duration{"us": time.Microsecond, "ms": time.Millisecond, "s": time.Second}[l[3]]
@@ -145,10 +160,11 @@ func (g goGenerator) run(ctx context.Context, url, cookie string, d time.Duratio
 	}
 	slices.Sort(latencies)
 	return throughput{
-		rps:    float64(len(latencies)) / elapsed.Seconds(),
-		p50:    latencies[len(latencies)/2],
-		p99:    latencies[len(latencies)*99/100],
-		errors: int(failed.Load()),
+		rps:      float64(len(latencies)) / elapsed.Seconds(),
+		requests: len(latencies),
+		p50:      latencies[len(latencies)/2],
+		p99:      latencies[len(latencies)*99/100],
+		errors:   int(failed.Load()),
 	}, nil
 }
 

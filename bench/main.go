@@ -53,6 +53,7 @@ type options struct {
 	pollEvery   time.Duration
 	poll        time.Duration
 	coldStarts  int
+	binary      string // a hubjobs binary to measure instead of building one
 }
 
 func main() {
@@ -68,6 +69,7 @@ func main() {
 	flag.DurationVar(&o.pollEvery, "poll-every", 5*time.Second, "how often each poller asks")
 	flag.DurationVar(&o.poll, "poll", time.Minute, "how long the pollers poll")
 	flag.IntVar(&o.coldStarts, "cold-starts", 5, "demo starts measured for the cold start")
+	flag.StringVar(&o.binary, "binary", "", "measure this hubjobs binary instead of building ./cmd/hubjobs (to compare two builds)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -92,13 +94,16 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	defer os.RemoveAll(work)
 	log := func(format string, args ...any) { fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...) }
 
-	log("building hubjobs")
-	bin := filepath.Join(work, "hubjobs")
-	build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", bin, "./cmd/hubjobs")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	build.Stderr = os.Stderr
-	if err := build.Run(); err != nil {
-		return fmt.Errorf("go build: %w", err)
+	bin := o.binary
+	if bin == "" {
+		log("building hubjobs")
+		bin = filepath.Join(work, "hubjobs")
+		build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", bin, "./cmd/hubjobs")
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		build.Stderr = os.Stderr
+		if err := build.Run(); err != nil {
+			return fmt.Errorf("go build: %w", err)
+		}
 	}
 
 	var r report
@@ -136,11 +141,11 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	gen := newGenerator(o.connections)
 	log("throughput: %d rounds of %s, %d connections, generator %s", o.rounds, o.duration, o.connections, gen.name())
 	for range o.rounds {
-		b, err := gen.run(ctx, bare.url+"/", "", o.duration)
+		b, err := measureRound(ctx, gen, bare, bare.url+"/", "", o.duration)
 		if err != nil {
 			return fmt.Errorf("bare handler: %w", err)
 		}
-		p, err := gen.run(ctx, demo.url+jobPagePath, cookie, o.duration)
+		p, err := measureRound(ctx, gen, demo, demo.url+jobPagePath, cookie, o.duration)
 		if err != nil {
 			return fmt.Errorf("job page: %w", err)
 		}
@@ -157,6 +162,25 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	}
 	r.print(out, o)
 	return nil
+}
+
+// measureRound runs one load round against url, served by server, and
+// adds the CPU time the server used meanwhile.
+func measureRound(ctx context.Context, gen generator, server *process, url, cookie string, d time.Duration) (throughput, error) {
+	before, err := cpuTime(server.cmd.Process.Pid)
+	if err != nil {
+		return throughput{}, err
+	}
+	t, err := gen.run(ctx, url, cookie, d)
+	if err != nil {
+		return throughput{}, err
+	}
+	after, err := cpuTime(server.cmd.Process.Pid)
+	if err != nil {
+		return throughput{}, err
+	}
+	t.cpu = after - before
+	return t, nil
 }
 
 // process is a started server with its URL.
