@@ -30,7 +30,8 @@ type RevocationStore interface {
 // Event is a security event for the audit trail: auth.login, auth.login_failed,
 // auth.logout, csrf.blocked, authz.denied.
 //
-// User.SessionID is the raw session id: store User.SessionHash() instead.
+// User.SessionID is the raw session id: never store or log it (auth logs
+// only its SHA-256, see hashID).
 // Reason never holds codes, state, nonces, tokens, cookies or secrets; text
 // from the IdP in it is sanitised (no control characters) and truncated.
 type Event struct {

@@ -48,21 +48,6 @@ func (u *User) Can(r Role) bool {
 	return false
 }
 
-// SessionHash is how the session may appear in logs and audit records: a
-// SHA-256 of the id, never the id itself.
-func (u *User) SessionHash() string {
-	if u == nil || u.SessionID == "" {
-		return ""
-	}
-	return hashID(u.SessionID)
-}
-
-// HasClaimValue reports whether the roles claim carried value v at sign-in
-// (exact, case-sensitive), for hub-level operator lists.
-func (u *User) HasClaimValue(v string) bool {
-	return u != nil && slices.Contains(u.ClaimValues, v)
-}
-
 // claimValues reads the roles claim at a dotted path from decoded ID-token
 // claims. A claim whose own name contains dots (for example a URL-named
 // custom claim) is matched whole before the path is walked. A string claim
