@@ -175,8 +175,3 @@ func (h *Handlers) knownLimit(hubName string) int {
 	}
 	return 0
 }
-
-// ObserveHubError lets the hub layer report a 429
-// ThrottlingMaxActiveJobCountExceeded seen elsewhere (e.g. a create in the
-// demo), so /hubs can show the hub's active-job limit.
-func (h *Handlers) ObserveHubError(hubName string, err error) { h.learnLimit(hubName, err) }

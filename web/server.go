@@ -126,7 +126,3 @@ func (s *Server) Handler() http.Handler { return s.echo }
 // SetDraining makes /readyz answer 503 so a load balancer stops sending new
 // requests while in-flight ones (an audited cancel) finish.
 func (s *Server) SetDraining() { s.draining.Store(true) }
-
-// Handlers exposes the page handlers (e.g. to report hub errors seen
-// outside the portal).
-func (s *Server) Handlers() *handlers.Handlers { return s.handlers }
