@@ -46,6 +46,15 @@ func badRequest(title, detail string) *Problem {
 // defaultRetry is the Retry-After sent for a throttled hub that named none.
 const defaultRetry = 30 * time.Second
 
+// retryAfter is the wait the hub (or its breaker) named, else defaultRetry:
+// a 503 always tells the browser when to come back.
+func retryAfter(err error) time.Duration {
+	if d := hub.RetryAfterHint(err); d > 0 {
+		return d
+	}
+	return defaultRetry
+}
+
 // Describe maps any error to the status and words the user sees.
 func Describe(err error) *Problem {
 	if p, ok := errors.AsType[*Problem](err); ok {
@@ -78,13 +87,9 @@ func describe(err error) *Problem {
 		return &Problem{Status: http.StatusConflict, Title: "This job cannot be cancelled now",
 			Detail: "IoT Hub cancels only jobs that are queued, enqueued or scheduled. A running job runs until every device has answered or its maximum execution time is over."}
 	case errors.Is(err, hub.ErrThrottled):
-		retry := hub.RetryAfterHint(err)
-		if retry <= 0 {
-			retry = defaultRetry
-		}
 		return &Problem{Status: http.StatusServiceUnavailable, Title: "IoT Hub is busy",
 			Detail:     "The hub is limiting requests (or the portal's own budget of calls to it is spent) and there is no recent copy to show instead.",
-			RetryAfter: retry}
+			RetryAfter: retryAfter(err)}
 	case errors.Is(err, hub.ErrOutcomeUnknown), errors.Is(err, hub.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
 		return &Problem{Status: http.StatusGatewayTimeout, Title: "IoT Hub did not answer in time",
 			Detail: "The hub took too long to answer. Nothing is known to have changed; try again in a moment."}
@@ -95,14 +100,10 @@ func describe(err error) *Problem {
 		return &Problem{Status: http.StatusConflict, Title: "IoT Hub refused the request",
 			Detail: "The hub reported a conflict or a quota that stops this request."}
 	case errors.Is(err, hub.ErrNotAttempted):
-		retry := hub.RetryAfterHint(err)
-		if retry <= 0 {
-			retry = defaultRetry
-		}
 		return &Problem{Status: http.StatusServiceUnavailable, Title: "IoT Hub is failing; nothing was sent",
 			Detail: "The last calls to this hub all failed, so the portal pauses calls to it for a moment rather than add to the load. " +
 				"Nothing was sent to the hub. Try again after the pause.",
-			RetryAfter: retry}
+			RetryAfter: retryAfter(err)}
 	case errors.Is(err, hub.ErrUnavailable), errors.Is(err, hub.ErrBadResponse), errors.Is(err, hub.ErrResponseTooLarge):
 		return &Problem{Status: http.StatusBadGateway, Title: "IoT Hub could not be reached",
 			Detail: "The hub did not give a usable answer (it may be down, or the network to it is failing)."}
