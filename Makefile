@@ -21,7 +21,7 @@ SHELL := bash
 # never run them concurrently even under make -j.
 .NOTPARALLEL:
 
-# What the tests find through the environment (e2e/harness_test.go, audit PG tests).
+# What the tests find through the environment (e2e/browser_test.go and e2e/dex_test.go, the audit PostgreSQL tests).
 export HUBJOBS_CHROMIUM ?= /usr/bin/chromium
 export HUBJOBS_DEX_BIN ?= $(CURDIR)/.cache/bin/dex
 export HUBJOBS_TEST_POSTGRES ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
