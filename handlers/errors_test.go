@@ -130,7 +130,7 @@ func TestTryAgainOnlyForRetryableLocalGETs(t *testing.T) {
 	} {
 		r := httptest.NewRequest(tc.method, tc.target, nil)
 		w := httptest.NewRecorder()
-		RenderProblem(w, r, "dev", nil, &Problem{Status: tc.status, Title: "t"})
+		RenderProblem(w, r, Frame{Version: "dev"}, &Problem{Status: tc.status, Title: "t"})
 		if got := strings.Contains(w.Body.String(), `id="try-again"`); got != tc.want {
 			t.Errorf("%s %s → %d: try again offered = %v, want %v", tc.method, tc.target, tc.status, got, tc.want)
 		}

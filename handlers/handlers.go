@@ -53,6 +53,8 @@ type Config struct {
 	Logger  *slog.Logger
 	Now     func() time.Time
 	Version string
+	// Assets are the static URLs every full page links (web passes static's).
+	Assets views.Assets
 	// Registerer receives the cancel outcome counter; nil keeps it private.
 	Registerer prometheus.Registerer
 }
@@ -65,6 +67,7 @@ type Handlers struct {
 	log     *slog.Logger
 	now     func() time.Time
 	version string
+	assets  views.Assets
 
 	limits    sync.Map // hub name → int: active-job limit learned from a 429
 	snapshots snapshotTracker
@@ -92,6 +95,7 @@ func New(cfg Config) *Handlers {
 		log:     cfg.Logger,
 		now:     cfg.Now,
 		version: cfg.Version,
+		assets:  cfg.Assets,
 		cancelOutcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hubjobs_cancels_total",
 			Help: "Cancel attempts through the portal by hub and outcome.",

@@ -9,7 +9,6 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/hubjobs/hubjobs/auth"
-	"github.com/hubjobs/hubjobs/static"
 	"github.com/hubjobs/hubjobs/views"
 )
 
@@ -32,12 +31,18 @@ func IsHTMX(r *http.Request) bool {
 	return r.Header.Get("HX-Request") == "true" && r.Header.Get("HX-History-Restore-Request") != "true"
 }
 
-// assets are the cache-busted static URLs every page links.
-var assets = views.Assets{CSS: static.URL("app.css"), HTMX: static.URL("htmx.min.js"), JS: static.URL("app.js")}
+// Frame is what every full page shares beyond the request: the build
+// version, the hub switcher and the asset URLs. web passes static's
+// cache-busted URLs in, so handlers need not import static.
+type Frame struct {
+	Version string
+	Hubs    []string
+	Assets  views.Assets
+}
 
 // layout is the frame of a full page for the signed-in user (if any).
-func layout(r *http.Request, version, title, section, currentHub string, hubs []string) views.Layout {
-	l := views.Layout{Title: title, Section: section, CurrentHub: currentHub, Assets: assets, Version: version}
+func layout(r *http.Request, f Frame, title, section, currentHub string) views.Layout {
+	l := views.Layout{Title: title, Section: section, CurrentHub: currentHub, Assets: f.Assets, Version: f.Version}
 	if u, ok := auth.UserFrom(r.Context()); ok && u != nil {
 		roles := make([]string, len(u.Roles))
 		for i, role := range u.Roles {
@@ -46,14 +51,18 @@ func layout(r *http.Request, version, title, section, currentHub string, hubs []
 		l.User = &views.User{Name: displayName(u), Roles: roles, CanAudit: u.Can(auth.RoleAuditor)}
 		l.CSRFToken = auth.CSRFToken(r.Context())
 		if u.Can(auth.RoleViewer) {
-			l.Hubs = hubs
+			l.Hubs = f.Hubs
 		}
 	}
 	return l
 }
 
 func (h *Handlers) layout(c echo.Context, title, section, currentHub string) views.Layout {
-	return layout(c.Request(), h.version, title, section, currentHub, h.hubNames())
+	return layout(c.Request(), h.frame(), title, section, currentHub)
+}
+
+func (h *Handlers) frame() Frame {
+	return Frame{Version: h.version, Hubs: h.hubNames(), Assets: h.assets}
 }
 
 func displayName(u *auth.User) string {
@@ -88,7 +97,7 @@ func page(c echo.Context, status int, full, fragment templ.Component) error {
 // RenderProblem writes p as a full error page, or as the alert fragment for
 // htmx, with the request id. It is net/http so that web's error handler and
 // auth's error renderer share it.
-func RenderProblem(w http.ResponseWriter, r *http.Request, version string, hubs []string, p *Problem) {
+func RenderProblem(w http.ResponseWriter, r *http.Request, f Frame, p *Problem) {
 	e := views.ErrorPage{Status: p.Status, Title: p.Title, Detail: p.Detail, HubCode: p.HubCode,
 		TrackID: p.TrackingID, RequestID: RequestID(r.Context()), SignIn: p.SignIn}
 	if again := r.URL.RequestURI(); r.Method == http.MethodGet && retryable(p.Status) && localPath(again) {
@@ -103,7 +112,7 @@ func RenderProblem(w http.ResponseWriter, r *http.Request, version string, hubs 
 	if IsHTMX(r) {
 		comp = views.ErrorFragment(e)
 	} else {
-		comp = views.ErrorFullPage(layout(r, version, p.Title, "", "", hubs), e)
+		comp = views.ErrorFullPage(layout(r, f, p.Title, "", ""), e)
 	}
 	buf := templ.GetBuffer()
 	defer templ.ReleaseBuffer(buf)
@@ -134,5 +143,5 @@ func localPath(p string) bool {
 
 // RenderProblem is the handler-bound form (the hub switcher included).
 func (h *Handlers) RenderProblem(w http.ResponseWriter, r *http.Request, p *Problem) {
-	RenderProblem(w, r, h.version, h.hubNames(), p)
+	RenderProblem(w, r, h.frame(), p)
 }

@@ -50,12 +50,12 @@ func allowHeader(c echo.Context) string {
 // RenderError writes the portal's plain-words error page; auth uses it for
 // its own refusals (sign-in problems, CSRF, missing roles).
 func RenderError(w http.ResponseWriter, r *http.Request, status int, title, detail string) {
-	handlers.RenderProblem(w, r, "", nil, &handlers.Problem{Status: status, Title: title, Detail: detail})
+	handlers.RenderProblem(w, r, handlers.Frame{Assets: pageAssets}, &handlers.Problem{Status: status, Title: title, Detail: detail})
 }
 
 // RenderRetry writes the error page of a sign-in that expired or failed,
 // whose "Sign in" button starts again and returns to the page the user
 // wanted (retryURL is auth's login URL with that page as next).
 func RenderRetry(w http.ResponseWriter, r *http.Request, status int, title, detail, retryURL string) {
-	handlers.RenderProblem(w, r, "", nil, &handlers.Problem{Status: status, Title: title, Detail: detail, SignIn: retryURL})
+	handlers.RenderProblem(w, r, handlers.Frame{Assets: pageAssets}, &handlers.Problem{Status: status, Title: title, Detail: detail, SignIn: retryURL})
 }

@@ -20,7 +20,13 @@ import (
 	"github.com/hubjobs/hubjobs/auth"
 	"github.com/hubjobs/hubjobs/handlers"
 	"github.com/hubjobs/hubjobs/hub"
+	"github.com/hubjobs/hubjobs/static"
+	"github.com/hubjobs/hubjobs/views"
 )
+
+// pageAssets are the cache-busted URLs of the stylesheet and scripts every
+// full page links; routes.go serves them from static.
+var pageAssets = views.Assets{CSS: static.URL("app.css"), HTMX: static.URL("htmx.min.js"), JS: static.URL("app.js")}
 
 // Hub is one configured hub.
 type Hub struct {
@@ -105,7 +111,7 @@ func New(d Deps) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{deps: d, https: isHTTPS(d.PublicURL)}
-	s.handlers = handlers.New(handlers.Config{Hubs: hubs, Audit: d.Audit, Logger: d.Logger, Now: d.Now, Version: d.Version, Registerer: d.Registry})
+	s.handlers = handlers.New(handlers.Config{Hubs: hubs, Audit: d.Audit, Logger: d.Logger, Now: d.Now, Version: d.Version, Assets: pageAssets, Registerer: d.Registry})
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.IPExtractor = IPExtractor(d.TrustedProxies)
