@@ -87,17 +87,7 @@ func TestBinaryIsStaticAndRunsAsNonRootReadOnly(t *testing.T) {
 	if entries, _ := os.ReadDir(workDir); len(entries) > 0 {
 		t.Errorf("serve wrote into its working directory: %v", entries)
 	}
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("exit after SIGTERM: %v", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("no exit after SIGTERM")
-	}
+	sigtermAndWait(t, "serve", cmd, done)
 }
 
 // readableDir is a fresh directory with mode perm whose parents a non-root

@@ -231,6 +231,24 @@ func (sp *serveProcess) wait(t *testing.T, limit time.Duration) int {
 	}
 }
 
+// sigtermAndWait sends SIGTERM to a child started with cmd.Start, whose
+// cmd.Wait result arrives on done, and fails unless it exits cleanly within
+// 20 s: a graceful shutdown, not a kill.
+func sigtermAndWait(t *testing.T, what string, cmd *exec.Cmd, done <-chan error) {
+	t.Helper()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("%s exit after SIGTERM: %v", what, err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("%s did not exit after SIGTERM", what)
+	}
+}
+
 // waitStatus polls url until it answers want.
 func waitStatus(t *testing.T, url string, want int, limit time.Duration) time.Duration {
 	t.Helper()

@@ -345,17 +345,7 @@ func TestDemo(t *testing.T) {
 		t.Errorf("eu live job page: %s", resp.Status)
 	}
 
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("demo exit after SIGTERM: %v", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("demo did not exit after SIGTERM")
-	}
+	sigtermAndWait(t, "demo", cmd, done)
 	if _, err := os.Stat(dataDir); err == nil {
 		t.Errorf("demo data dir %s left behind", dataDir)
 	}
