@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"net/http"
+	"slices"
 	"sync"
 
 	"github.com/labstack/echo/v4"
@@ -11,13 +12,17 @@ import (
 	"github.com/hubjobs/hubjobs/views"
 )
 
-// hubsScanPages bounds how many job pages /hubs reads per hub to count
+// hubsScanPages bounds how many job pages /hubs reads per hub to find its
 // active jobs; beyond it the count is shown as "at least".
 const hubsScanPages = 3
 
 // Hubs serves GET /hubs: every hub, whether it answers, its active jobs and
-// its active-job limit when a 429 has revealed it. Hubs are asked in
-// parallel through their budgets.
+// its active-job limit when a 429 has revealed it, then every active job of
+// every hub in one list. Hubs are asked in parallel through their budgets;
+// the list is made from the same pages the counts are, so it costs no hub
+// call of its own. For htmx the answer is the #active-jobs fragment (same
+// URL, Vary: HX-Request), 286 once nothing listed is active so that its
+// polling stops.
 func (h *Handlers) Hubs(c echo.Context) error {
 	ctx := c.Request().Context()
 	out := make([]views.HubSummary, len(h.hubs))
@@ -26,7 +31,11 @@ func (h *Handlers) Hubs(c echo.Context) error {
 		wg.Go(func() { out[i] = h.hubSummary(ctx, &h.hubs[i]) })
 	}
 	wg.Wait()
-	return render(c, http.StatusOK, views.HubsPage(h.layout(c, "Hubs", "hubs", ""), out))
+	status := http.StatusOK
+	if IsHTMX(c.Request()) && !slices.ContainsFunc(out, func(s views.HubSummary) bool { return len(s.Active) > 0 }) {
+		status = StatusStopPolling
+	}
+	return page(c, status, views.HubsPage(h.layout(c, "Hubs", "hubs", ""), out), views.ActiveJobsSection(out))
 }
 
 func (h *Handlers) hubSummary(ctx context.Context, hb *Hub) views.HubSummary {
@@ -41,14 +50,17 @@ func (h *Handlers) hubSummary(ctx context.Context, hb *Hub) views.HubSummary {
 			if p.HubCode != "" {
 				s.Problem += " (IoT Hub error " + p.HubCode + ")"
 			}
+			// A hub read halfway is not listed at all: the page says
+			// plainly that its jobs are missing rather than showing some.
+			s.Active = nil
 			break
 		}
 		if fresh.Stale && !s.Freshness.Stale {
 			s.Freshness = freshness(h, fresh)
 		}
-		for _, j := range fresh.Value.Jobs {
-			if active(j.Status) {
-				s.ActiveJobs++
+		for i := range fresh.Value.Jobs {
+			if j := &fresh.Value.Jobs[i]; active(j.Status) {
+				s.Active = append(s.Active, activeJobView(hb.Name, j))
 			}
 		}
 		token = fresh.Value.Continuation
@@ -56,6 +68,7 @@ func (h *Handlers) hubSummary(ctx context.Context, hb *Hub) views.HubSummary {
 			break
 		}
 	}
+	s.ActiveJobs = len(s.Active)
 	s.ActiveAtLeast = s.Reachable && token != ""
 	switch limit := h.knownLimit(hb.Name); {
 	case limit > 0:
@@ -64,4 +77,18 @@ func (h *Handlers) hubSummary(ctx context.Context, hb *Hub) views.HubSummary {
 		s.ActiveJobLimit = s.ActiveJobs // refused at this many: that is the limit
 	}
 	return s
+}
+
+// activeJobView is one line of the cross-hub list. The job is the budget's
+// shared answer: it is only read.
+func activeJobView(hubName string, j *hub.Job) views.ActiveJob {
+	v := views.ActiveJob{JobRow: views.JobRow{Hub: hubName, ID: j.JobID, Type: string(j.Type), Status: string(j.Status),
+		Created: j.CreatedTime.Time, Started: j.StartTime.Time, Stats: statsView(j.DeviceJobStatistics)}}
+	if m := j.CloudToDeviceMethod; m != nil {
+		v.Method = m.MethodName
+	}
+	if j.Status == hub.StatusRunning {
+		v.StopsBy = j.PlannedEnd()
+	}
+	return v
 }

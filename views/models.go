@@ -5,7 +5,9 @@
 package views
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -210,6 +212,64 @@ type HubSummary struct {
 	ActiveAtLeast  bool // more pages existed: ActiveJobs is a lower bound
 	ActiveJobLimit int  // 0 = unknown
 	Freshness      Age
+	// Active are the queued, enqueued, scheduled and running jobs found on
+	// the pages read (ActiveJobs of them), in hub order; /hubs lists them
+	// across hubs with ActiveAcross.
+	Active []ActiveJob
+}
+
+// ActiveJob is one line of /hubs' list of active jobs on every hub: the
+// job list's row plus what matters across hubs.
+type ActiveJob struct {
+	JobRow
+	Method  string    // a direct method's name; "" for other types
+	StopsBy time.Time // running jobs: start + max execution time; zero otherwise or when unknown
+}
+
+// activeRank orders the cross-hub list: running jobs first (they hold a
+// slot now), then scheduled ones (their start time is known), then the
+// ones waiting in the hub's queue.
+func activeRank(status string) int {
+	switch status {
+	case "running":
+		return 0
+	case "scheduled":
+		return 1
+	}
+	return 2
+}
+
+// ActiveAcross merges every hub's active jobs into one list: running, then
+// scheduled, then queued/enqueued; within each by start time (unknown
+// last), then hub and id, so the order is the same on every refresh.
+func ActiveAcross(hubs []HubSummary) []ActiveJob {
+	var all []ActiveJob
+	for _, h := range hubs {
+		all = append(all, h.Active...)
+	}
+	slices.SortStableFunc(all, func(a, b ActiveJob) int {
+		if c := cmp.Compare(activeRank(a.Status), activeRank(b.Status)); c != 0 {
+			return c
+		}
+		if c := compareStart(a.Started, b.Started); c != 0 {
+			return c
+		}
+		return cmp.Or(cmp.Compare(a.Hub, b.Hub), cmp.Compare(a.ID, b.ID))
+	})
+	return all
+}
+
+// compareStart orders times ascending with the zero time last.
+func compareStart(a, b time.Time) int {
+	switch {
+	case a.IsZero() && b.IsZero():
+		return 0
+	case a.IsZero():
+		return 1
+	case b.IsZero():
+		return -1
+	}
+	return a.Compare(b)
 }
 
 // Device is one row of per-device results.
