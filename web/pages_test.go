@@ -1,18 +1,26 @@
 package web_test
 
 import (
+	"bytes"
+	"encoding/base64"
 	"encoding/csv"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/PuerkitoBio/goquery"
+
 	"github.com/hubjobs/hubjobs/audit"
 	"github.com/hubjobs/hubjobs/hub"
 	"github.com/hubjobs/hubjobs/hub/hubsim"
+	"github.com/hubjobs/hubjobs/views"
 )
 
 var nonceAttr = regexp.MustCompile(`nonce="([^"]+)"`)
@@ -438,5 +446,131 @@ func TestExpiredSignInOffersASignInButton(t *testing.T) {
 	}
 	if strings.Contains(d.Find("#error-detail").Text(), "/auth/login") {
 		t.Errorf("the login URL is printed in the text: %q", d.Find("#error-detail").Text())
+	}
+}
+
+// /hubs lists the active jobs of every hub in one table, made from the job
+// pages it already reads for the counts: running first, then scheduled by
+// start time; finished jobs are not listed, a hub that cannot be read is
+// named, and the section refreshes itself over htmx until nothing is active.
+func TestHubsListsActiveJobsAcrossHubs(t *testing.T) {
+	p := newPortal(t, portalOptions{})
+	p.runningJob("eu", "done-eu")
+	p.clock.Advance(2 * time.Minute) // done-eu completes
+	p.scheduledJob("eu", "cancelled-eu")
+	if _, err := p.direct["eu"].CancelJob(t.Context(), "cancelled-eu"); err != nil {
+		t.Fatal(err)
+	}
+	started := p.clock.Now()
+	p.runningJob("prod", "run-prod")
+	p.createJob("prod", "sched-prod", "*", started.Add(2*time.Hour))
+	p.createJob("eu", "sched-eu", "*", started.Add(time.Hour))
+	// Another tool can give a job an id the portal would never accept; the
+	// list still shows it, inert, behind an escaped link.
+	const hostileID = `a"b<i>c'&d`
+	createJobWithRawID(t, p, "prod", hostileID)
+	v := p.as(viewerU)
+
+	p.sims["eu"].Inject(hubsim.Fault{Kind: hubsim.Fault5xx})
+	d := p.get(v, "/hubs").doc(t)
+	if !strings.Contains(d.Find(`#active-jobs [data-unreadable-hub="eu"]`).Text(), "missing from this list") {
+		t.Errorf("the unreadable hub is not named: %q", d.Find("#active-jobs").Text())
+	}
+	if n, m := d.Find(`tr[data-job-hub="eu"]`).Length(), d.Find(`tr[data-job-hub="prod"]`).Length(); n != 0 || m != 3 {
+		t.Errorf("with eu failing: %d eu rows, %d prod rows; want 0 and 3", n, m)
+	}
+	p.sims["eu"].ClearFaults()
+
+	p.clock.Advance(3 * time.Second) // past the budget's TTL: every hub is asked again
+	for _, sim := range p.sims {
+		sim.ResetCalls()
+	}
+	r := p.get(v, "/hubs")
+	d = r.doc(t)
+	for name, sim := range p.sims {
+		if q, g, dv := sim.Calls(hubsim.OpQueryJobs), sim.Calls(hubsim.OpGetJob), sim.Calls(hubsim.OpQueryDevices); q != 1 || g+dv != 0 {
+			t.Errorf("%s: %d job queries, %d job reads, %d device queries for one /hubs load; want 1, 0, 0", name, q, g, dv)
+		}
+	}
+	var got []string
+	d.Find("#active-list tr[data-job-id]").Each(func(_ int, s *goquery.Selection) {
+		h, _ := s.Attr("data-job-hub")
+		id, _ := s.Attr("data-job-id")
+		got = append(got, h+"/"+id)
+	})
+	if want := []string{"prod/" + hostileID, "prod/run-prod", "eu/sched-eu", "prod/sched-prod"}; !slices.Equal(got, want) {
+		t.Errorf("active jobs %q, want %q (running first, then scheduled by start; nothing finished)", got, want)
+	}
+	if d.Find("#active-jobs i").Length() != 0 {
+		t.Error("a job id became markup")
+	}
+	if href, _ := d.Find(`tr[data-job-id="` + strings.ReplaceAll(hostileID, `"`, `\"`) + `"] td.job-cell a`).Attr("href"); href != views.JobURL("prod", hostileID) || !strings.Contains(href, "%22b%3Ci%3Ec%27") {
+		t.Errorf("hostile id link %q, want one escaped path segment %q", href, views.JobURL("prod", hostileID))
+	}
+	run := d.Find(`tr[data-job-id="run-prod"]`)
+	if stop, _ := run.Find("td").Last().Find("time").Attr("datetime"); stop != started.Add(time.Hour).Format(time.RFC3339) {
+		t.Errorf("run-prod stops by %q, want start + max execution time %s", stop, started.Add(time.Hour).Format(time.RFC3339))
+	}
+	if !strings.Contains(run.Text(), "reboot") || run.Find(`.badge[data-status="running"]`).Length() != 1 || run.Find("svg.bar").Length() != 1 {
+		t.Errorf("run-prod row lacks the method name, status badge or progress bar: %q", run.Text())
+	}
+	if d.Find(`tr[data-job-id="sched-eu"] time`).Length() != 1 {
+		t.Error("a scheduled job shows a stop time (only running jobs have one)")
+	}
+	if hx, _ := d.Find("#active-jobs").Attr("hx-get"); hx != "/hubs" {
+		t.Errorf("the section polls %q, want /hubs", hx)
+	}
+
+	p.clock.Advance(3 * time.Second)
+	frag := p.get(v, "/hubs", "HX-Request", "true")
+	if frag.StatusCode != http.StatusOK || !strings.HasPrefix(frag.body, `<section id="active-jobs"`) || strings.Contains(frag.body, "<html") {
+		t.Fatalf("htmx /hubs = %d %.80s, want the #active-jobs fragment", frag.StatusCode, frag.body)
+	}
+	if !strings.Contains(frag.Header.Get("Vary"), "HX-Request") || !strings.Contains(frag.Header.Get("Content-Security-Policy"), "script-src 'self' 'nonce-") {
+		t.Errorf("fragment headers: Vary %q, CSP %q", frag.Header.Get("Vary"), frag.Header.Get("Content-Security-Policy"))
+	}
+
+	for hubName, id := range map[string]string{"prod": "sched-prod", "eu": "sched-eu"} {
+		if _, err := p.direct[hubName].CancelJob(t.Context(), id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.clock.Advance(2 * time.Minute) // the running jobs complete
+	frag = p.get(v, "/hubs", "HX-Request", "true")
+	fd := frag.doc(t)
+	if frag.StatusCode != 286 || !strings.Contains(fd.Find("#no-active-jobs").Text(), "on any hub") {
+		t.Errorf("nothing active: %d %q, want 286 and the one-sentence empty state", frag.StatusCode, fd.Find("#active-jobs").Text())
+	}
+	if _, polling := fd.Find("#active-jobs").Attr("hx-get"); polling {
+		t.Error("the section keeps polling with nothing active")
+	}
+}
+
+// createJobWithRawID puts a running direct-method job straight into the
+// simulator, past the hub client's id check, as another tool could.
+func createJobWithRawID(t *testing.T, p *portal, hubName, id string) {
+	t.Helper()
+	sim := p.sims[hubName]
+	cs, err := hub.ParseConnectionString(sim.ConnectionString())
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := base64.StdEncoding.DecodeString(cs.SharedAccessKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := json.Marshal(hub.JobRequest{JobID: id, Type: hub.TypeScheduleDeviceMethod, QueryCondition: "*",
+		CloudToDeviceMethod: &hub.CloudToDeviceMethod{MethodName: "reboot"}, StartTime: hub.Time{Time: p.clock.Now()}, MaxExecutionTimeInSeconds: 3600})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := httptest.NewRequest(http.MethodPut, "/jobs/v2/"+url.PathEscape(id)+"?api-version=2021-04-12", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Content-Length", strconv.Itoa(len(body)))
+	req.Header.Set("Authorization", hub.SignSAS(sim.Hostname(), hubsim.PolicyName, key, p.clock.Now().Add(time.Hour)))
+	rec := httptest.NewRecorder()
+	sim.ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK {
+		t.Fatalf("create job %q: %d %s", id, rec.Code, rec.Body)
 	}
 }
