@@ -57,11 +57,11 @@ func TestActiveJobsSection(t *testing.T) {
 	scheduled.Type = "scheduleUpdateTwin"
 
 	for _, tc := range []struct {
-		name      string
-		hubs      []views.HubSummary
-		rows      int
-		empty     string // the empty-state sentence, "" when rows are listed
-		notes     []string
+		name  string
+		hubs  []views.HubSummary
+		rows  int
+		empty string // the empty-state sentence, "" when rows are listed
+		notes []string
 	}{
 		{name: "jobs on two hubs, one partly read, one stale",
 			hubs: []views.HubSummary{
@@ -71,7 +71,7 @@ func TestActiveJobsSection(t *testing.T) {
 			},
 			rows: 3, notes: []string{"prod has more jobs than the portal reads at once: it has at least 2 active", "The jobs of eu are from 40 s ago: IoT Hub is limiting requests."}},
 		{name: "nothing active anywhere",
-			hubs: []views.HubSummary{{Name: "prod", Reachable: true}, {Name: "eu", Reachable: true}},
+			hubs:  []views.HubSummary{{Name: "prod", Reachable: true}, {Name: "eu", Reachable: true}},
 			empty: "No job is queued, scheduled or running on any hub."},
 		{name: "nothing active on the hubs that answered",
 			hubs:  []views.HubSummary{{Name: "prod", Reachable: true}, {Name: "eu", Problem: "IoT Hub could not be reached."}},
