@@ -108,7 +108,7 @@ func TestActiveJobsSection(t *testing.T) {
 	if r.Find(`.badge[data-status="running"]`).Length() != 1 || r.Find("svg.bar rect").Length() == 0 {
 		t.Error("the running row lacks the shared status badge or progress bar")
 	}
-	if !strings.Contains(r.Find("td.progress-cell").Text(), "50 % of 200") || !strings.Contains(r.Find(".t-failed").Text(), "10 failed") {
+	if !strings.Contains(r.Find("td.progress-cell").Text(), "100 / 200 (50 %)") || !strings.Contains(r.Find(".t-failed").Text(), "10 failed") {
 		t.Errorf("progress text %q", r.Find("td.progress-cell").Text())
 	}
 	times := r.Find("time")
