@@ -1747,7 +1747,7 @@ func CancelDialog(m JobPage) templ.Component {
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 156, "\" hx-target=\"#job\" hx-swap=\"outerHTML\"><h2 id=\"cancel-title\">Cancel job <span class=\"mono\">")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 156, "\" hx-target=\"#job\" hx-swap=\"outerHTML\" hx-disabled-elt=\"#cancel-submit\"><h2 id=\"cancel-title\">Cancel job <span class=\"mono\">")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
@@ -1977,7 +1977,7 @@ func CancelDialog(m JobPage) templ.Component {
 				return templ_7745c5c3_Err
 			}
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 179, "<div class=\"actions\"><button type=\"button\" id=\"cancel-keep\" data-dialog-close>Keep the job</button> <button type=\"submit\" id=\"cancel-submit\" class=\"danger\">Cancel job</button></div></form></dialog>")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 179, "<div class=\"actions\"><span id=\"cancel-sending\" class=\"htmx-indicator muted\" role=\"status\">Sending the cancel to IoT Hub…</span> <button type=\"button\" id=\"cancel-keep\" data-dialog-close>Keep the job</button> <button type=\"submit\" id=\"cancel-submit\" class=\"danger\">Cancel job</button></div></form></dialog>")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
