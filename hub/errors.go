@@ -31,6 +31,9 @@ var (
 	ErrInvalidRequest    = errors.New("hub: invalid request")         // other bad input, rejected before any request
 	ErrBadResponse       = errors.New("hub: unreadable response")     // 2xx whose body is not what the wire contract says
 	ErrResponseTooLarge  = errors.New("hub: response body too large") // body over Config.MaxResponseBytes
+	ErrJobExists         = errors.New("hub: job already exists")      // 409 JobAlreadyExists on create; CreateJob returns the existing job with it
+	ErrQueryTooLong      = errors.New("hub: query too long")          // over MaxQueryLength: refused locally, or by the hub as 412 or 400
+	ErrQueryRefused      = errors.New("hub: query refused")           // a 400 to a device query (invalid), or ErrQueryTooLong
 )
 
 // Error is the hub's answer to a failed call, parsed from either body format
@@ -100,6 +103,12 @@ func (e *Error) Is(target error) bool {
 	case ErrUnauthorized:
 		return e.StatusCode == http.StatusUnauthorized ||
 			(e.StatusCode == http.StatusForbidden && !isQuotaCode(code))
+	case ErrJobExists:
+		return code == "JobAlreadyExists"
+	case ErrQueryTooLong:
+		return e.queryTooLong()
+	case ErrQueryRefused:
+		return e.queryTooLong() || e.StatusCode == http.StatusBadRequest && queryOps[e.Op]
 	case ErrConflict:
 		return e.StatusCode == http.StatusConflict || e.StatusCode == http.StatusPreconditionFailed ||
 			(e.StatusCode == http.StatusForbidden && isQuotaCode(code))
@@ -110,6 +119,28 @@ func (e *Error) Is(target error) bool {
 			e.StatusCode >= 300 && e.StatusCode < 400
 	case ErrTimeout:
 		return e.StatusCode == http.StatusRequestTimeout || e.StatusCode == http.StatusGatewayTimeout
+	}
+	return false
+}
+
+// queryOps are the operations whose request carries a query or a job's
+// queryCondition, so a 400 or 412 to them may be about that text.
+var queryOps = map[string]bool{"CreateJob": true, "QueryDevices": true, "CountDevices": true, "QueryDeviceJobs": true}
+
+// queryTooLong recognises the hub refusing a query or condition for its
+// length. The reference has it both ways: a 412 PreconditionFailed whose
+// text misleadingly speaks of etags (a create carries no precondition of
+// its own, etag is always "*"), and a 400 saying the query is too long.
+func (e *Error) queryTooLong() bool {
+	if !queryOps[e.Op] {
+		return false
+	}
+	switch e.StatusCode {
+	case http.StatusPreconditionFailed:
+		return e.Code == "" || e.Code == "PreconditionFailed"
+	case http.StatusBadRequest:
+		m := strings.ToLower(e.Message)
+		return strings.Contains(m, "too long") || strings.Contains(m, "length") || strings.Contains(m, "8192") || strings.Contains(m, "exceeds")
 	}
 	return false
 }

@@ -14,7 +14,4 @@ func TestValidJobID(t *testing.T) {
 			t.Errorf("ValidJobID(%q) = %v", id, !want)
 		}
 	}
-	if got := quoteQueryString("it's"); got != "'it''s'" {
-		t.Errorf("quoteQueryString = %s", got)
-	}
 }

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 )
 
 // GetJob fetches one job. A 200 whose body says status "unknown" is
@@ -82,7 +81,7 @@ func (c *Client) QueryDeviceJobs(ctx context.Context, jobID string, o PageOption
 		}
 		body, _ := json.Marshal(struct {
 			Query string `json:"query"`
-		}{"SELECT * FROM devices.jobs WHERE devices.jobs.jobId = " + quoteQueryString(jobID)})
+		}{"SELECT * FROM devices.jobs WHERE devices.jobs.jobId = " + QuoteString(jobID)})
 		resp, err := c.do(ctx, request{op: op, method: http.MethodPost, path: "/devices/query", header: h, body: body})
 		if err != nil {
 			return nil, err
@@ -93,13 +92,6 @@ func (c *Client) QueryDeviceJobs(ctx context.Context, jobID string, o PageOption
 		}
 		return &DevicesPage{Devices: devices, Continuation: resp.header.Get("x-ms-continuation")}, nil
 	})
-}
-
-// quoteQueryString quotes s as a string literal of the IoT Hub query
-// language, doubling embedded single quotes. Job ids are validated before
-// they get here, so this is defence in depth, not the only guard.
-func quoteQueryString(s string) string {
-	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
 }
 
 // validEnumFilter admits enum-like filter values (letters only, as every

@@ -33,10 +33,32 @@ func (c *Client) CancelJob(ctx context.Context, id string) (*Job, error) {
 	})
 }
 
-// CreateJob schedules a method or twin-update job (PUT /jobs/v2/{id}). The
-// hub answers with a minimal body ({"jobId","type","status":"queued"}).
-// Like CancelJob it is never re-sent once the hub may have acted (a second
-// PUT would meet JobAlreadyExists); an unknown outcome is reconciled by GET.
+// CreateJob asks the hub to schedule a method or twin-update job
+// (PUT /jobs/v2/{id}) and returns the hub's answer, a minimal job
+// ({"jobId","type","status":"queued"}; the full record comes from GetJob).
+//
+// Ids are meant to be deterministic (derived from what the caller intends),
+// which makes the create idempotent: a retry, a double submit or a restart
+// that sends the same id again meets the hub's 409 JobAlreadyExists.
+// CreateJob then reads the job back and returns it together with an error
+// matching ErrJobExists (and ErrConflict), so the caller can compare the
+// existing job with its request and decide whether it is its own; the job
+// is nil when the read-back failed, the error then saying why too.
+//
+// The PUT is never re-sent once the hub may have acted on it. An unknown
+// outcome (timeout, lost connection, 408, 5xx, an unreadable 2xx) is
+// reconciled by a GET, as for CancelJob: the job the GET found comes back
+// with an error wrapping ErrOutcomeUnknown, and a non-nil job there means
+// the job exists on the hub, i.e. the create took effect. A nil job means
+// the GET failed too (ErrNotFound among the causes: not created, as far as
+// the hub can tell right now).
+//
+// The queryCondition is refused before sending when it is over
+// MaxQueryLength characters (ErrInvalidRequest and ErrQueryTooLong); the
+// hub's own refusal of a too-long condition, a 412 PreconditionFailed or a
+// 400, matches ErrQueryTooLong as well. 429 ThrottlingMaxActiveJobCountExceeded
+// (ErrThrottled) means the hub's concurrent-job slots are taken; the client
+// retries it like any 429 within its call budget, then returns it.
 func (c *Client) CreateJob(ctx context.Context, req JobRequest) (*Job, error) {
 	return observe(c, "CreateJob", func() (*Job, error) {
 		const op = "CreateJob"
@@ -47,7 +69,15 @@ func (c *Client) CreateJob(ctx context.Context, req JobRequest) (*Job, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: encoding job %s: %w", ErrInvalidRequest, req.JobID, err)
 		}
-		return c.write(ctx, req.JobID, request{op: op, method: http.MethodPut, path: "/jobs/v2/" + req.JobID, body: body, write: true}, "")
+		job, err := c.write(ctx, req.JobID, request{op: op, method: http.MethodPut, path: "/jobs/v2/" + req.JobID, body: body, write: true}, "")
+		if errors.Is(err, ErrJobExists) && !errors.Is(err, ErrOutcomeUnknown) {
+			existing, gerr := c.readBack(ctx, req.JobID)
+			if gerr != nil {
+				return nil, fmt.Errorf("%w; reading the existing job back failed: %w", err, gerr)
+			}
+			return existing, err
+		}
+		return job, err
 	})
 }
 
@@ -79,6 +109,8 @@ func validateJobRequest(req *JobRequest) error {
 	}
 	if strings.TrimSpace(req.QueryCondition) == "" {
 		problems = append(problems, `queryCondition is empty (use "*" for all devices)`)
+	} else if err := CheckQueryLength("queryCondition", req.QueryCondition); err != nil {
+		return fmt.Errorf("job %s: %w", req.JobID, err)
 	}
 	if req.MaxExecutionTimeInSeconds < 0 {
 		problems = append(problems, "maxExecutionTimeInSeconds is negative")
@@ -113,15 +145,22 @@ func (c *Client) write(ctx context.Context, id string, r request, want JobStatus
 }
 
 // reconcile asks the hub for the job after a write whose outcome is
-// unknown. It runs detached from the caller's cancellation (the audit
-// trail needs the outcome even when the browser went away) and within
-// ReconcileTimeout, which the write left unspent.
+// unknown, and returns what it saw with cause.
 func (c *Client) reconcile(ctx context.Context, id string, cause error) (*Job, error) {
-	rctx, cancel := context.WithTimeout(context.WithValue(context.WithoutCancel(ctx), breakerBypass{}, true), c.cfg.ReconcileTimeout)
-	defer cancel()
-	job, err := c.GetJob(rctx, id)
+	job, err := c.readBack(ctx, id)
 	if err != nil {
 		return nil, fmt.Errorf("%w; the reconciling GET failed too: %w", cause, err)
 	}
 	return job, cause
+}
+
+// readBack is the GET a write makes to learn what the hub now holds. It
+// runs detached from the caller's cancellation (the audit trail needs the
+// outcome even when the browser went away), past the breaker (the failure
+// that opened it may be this very write), and within ReconcileTimeout,
+// which the write left unspent of its call budget.
+func (c *Client) readBack(ctx context.Context, id string) (*Job, error) {
+	rctx, cancel := context.WithTimeout(context.WithValue(context.WithoutCancel(ctx), breakerBypass{}, true), c.cfg.ReconcileTimeout)
+	defer cancel()
+	return c.GetJob(rctx, id)
 }

@@ -256,3 +256,110 @@ func TestCreateJobNotResentOnUnknownOutcome(t *testing.T) {
 		t.Errorf("PUT body %q: %v", hub.requests()[0].Body, err)
 	}
 }
+
+// TestCreateJobAlreadyExists: a create is idempotent by its deterministic
+// id, so a second PUT of the same id is not a failure to hide: the caller
+// gets the job the hub holds, and ErrJobExists to decide whether it is its own.
+func TestCreateJobAlreadyExists(t *testing.T) {
+	const exists = `{"Message":"ErrorCode:JobAlreadyExists;The specified job already exists","ExceptionMessage":"Tracking ID:dup-G:1-TimeStamp:01/01/2030 00:00:00"}`
+	for _, tc := range []struct {
+		name      string
+		getStatus int
+		getBody   string
+		wantJob   bool
+		wantAlso  error
+	}{
+		{"read back", 200, jobRunning, true, ErrConflict},
+		{"read back finds nothing", 404, errNotFound, false, ErrNotFound},
+		{"read back says unknown", 200, jobUnknown, false, ErrNotFound},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			hub := newFakeHub(t, func(w http.ResponseWriter, r *http.Request, _ int) {
+				if r.Method == http.MethodPut {
+					reply(w, 409, exists, "iothub-errorcode", "JobAlreadyExists")
+					return
+				}
+				reply(w, tc.getStatus, tc.getBody)
+			})
+			c, _ := hub.client(t)
+			job, err := c.CreateJob(context.Background(), methodRequest("job-1", "*"))
+			if !errors.Is(err, ErrJobExists) || !errors.Is(err, tc.wantAlso) || errors.Is(err, ErrOutcomeUnknown) {
+				t.Fatalf("CreateJob err = %v, want ErrJobExists and %v", err, tc.wantAlso)
+			}
+			if (job != nil) != tc.wantJob || job != nil && (job.JobID != "job-1" || job.Status != StatusRunning) {
+				t.Fatalf("CreateJob job = %+v, want the existing job: %v", job, tc.wantJob)
+			}
+			if p, g := hub.count("PUT", "/jobs/v2/job-1"), hub.count("GET", "/jobs/v2/job-1"); p != 1 || g != 1 {
+				t.Errorf("%d PUTs and %d GETs, want one of each", p, g)
+			}
+		})
+	}
+}
+
+func TestCreateJobUnknownOutcomeNotFound(t *testing.T) {
+	hub := newFakeHub(t, func(w http.ResponseWriter, r *http.Request, _ int) {
+		if r.Method == http.MethodPut {
+			hang(w, r)
+			return
+		}
+		reply(w, 404, errNotFound)
+	})
+	c, _ := hub.client(t, func(cfg *Config) { cfg.AttemptTimeout = 50 * time.Millisecond })
+	job, err := c.CreateJob(context.Background(), methodRequest("job-1", "*"))
+	if job != nil || !errors.Is(err, ErrOutcomeUnknown) || !errors.Is(err, ErrNotFound) {
+		t.Fatalf("CreateJob = %+v, %v; want no job, ErrOutcomeUnknown and ErrNotFound", job, err)
+	}
+	if n := hub.count("PUT", "/jobs/v2/job-1"); n != 1 {
+		t.Errorf("%d PUTs, want 1", n)
+	}
+}
+
+// TestCreateJobConditionLength: the limit is refused before sending, and
+// the hub's two ways of refusing it (412 with a misleading etag text, or a
+// 400) read as the same class.
+func TestCreateJobConditionLength(t *testing.T) {
+	const preconditionFailed = `{"Message":"ErrorCode:PreconditionFailed;The etag in the request does not match the etag of the existing resource, as per RFC7232","ExceptionMessage":"Tracking ID:pf-G:1-TimeStamp:01/01/2030 00:00:00"}`
+	const badLength = `{"Message":"ErrorCode:ArgumentInvalid;Query length exceeds the maximum of 8192","ExceptionMessage":"Tracking ID:bl-G:1-TimeStamp:01/01/2030 00:00:00"}`
+	const badOther = `{"Message":"ErrorCode:ArgumentInvalid;cloudToDeviceMethod.payload is not valid","ExceptionMessage":"Tracking ID:bo-G:1-TimeStamp:01/01/2030 00:00:00"}`
+	long := "deviceId IN [" + strings.Repeat("'d',", 2100) + "'d']" // 8,418 characters
+	for _, tc := range []struct {
+		name         string
+		condition    string
+		status       int
+		body         string
+		wantPUTs     int
+		wantTooLong  bool
+		wantNotSent  bool
+		wantJobFound bool
+	}{
+		{"over the limit is refused locally", long, 0, "", 0, true, true, false},
+		{"8192 multi-byte characters are within it", strings.Repeat("é", MaxQueryLength), 200, jobQueued, 1, false, false, true},
+		{"8193 characters are not", strings.Repeat("x", MaxQueryLength+1), 0, "", 0, true, true, false},
+		{"hub answers 412 PreconditionFailed", "deviceId = 'a'", 412, preconditionFailed, 1, true, false, false},
+		{"hub answers 400 about the length", "deviceId = 'a'", 400, badLength, 1, true, false, false},
+		{"a 400 about something else is not about the length", "deviceId = 'a'", 400, badOther, 1, false, false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			hub := newFakeHub(t, func(w http.ResponseWriter, r *http.Request, _ int) { reply(w, tc.status, tc.body) })
+			c, _ := hub.client(t)
+			job, err := c.CreateJob(context.Background(), methodRequest("job-1", tc.condition))
+			if got := errors.Is(err, ErrQueryTooLong); got != tc.wantTooLong {
+				t.Errorf("CreateJob err = %v; ErrQueryTooLong %v, want %v", err, got, tc.wantTooLong)
+			}
+			if got := errors.Is(err, ErrInvalidRequest); got != tc.wantNotSent {
+				t.Errorf("CreateJob err = %v; ErrInvalidRequest %v, want %v", err, got, tc.wantNotSent)
+			}
+			if (job != nil) != tc.wantJobFound || errors.Is(err, ErrOutcomeUnknown) {
+				t.Errorf("CreateJob = %+v, %v", job, err)
+			}
+			if n := hub.count("PUT", "/jobs/v2/job-1"); n != tc.wantPUTs {
+				t.Errorf("%d PUTs, want %d", n, tc.wantPUTs)
+			}
+		})
+	}
+}
+
+func methodRequest(id, condition string) JobRequest {
+	return JobRequest{JobID: id, Type: TypeScheduleDeviceMethod, QueryCondition: condition,
+		CloudToDeviceMethod: &CloudToDeviceMethod{MethodName: "reboot"}}
+}
