@@ -26,7 +26,7 @@ func CheckQueryLength(what, q string) error {
 // QuoteString writes s as a string literal of the IoT Hub query language:
 // in single quotes, with a backslash before every backslash and single
 // quote, which are the escapes the query-language docs define. SQL's
-// doubled quote ('') is not documented for IoT Hub and must not be relied
+// doubled quote (”) is not documented for IoT Hub and must not be relied
 // on. Every device or job id put into a query or a job condition goes
 // through here, so a device id holding a quote stays one literal.
 func QuoteString(s string) string {
