@@ -194,6 +194,34 @@ func (b *Budgeted) QueryDeviceJobs(ctx context.Context, jobID string, o PageOpti
 	})
 }
 
+// QueryDevices reads a page of a device query through the budget, spending
+// the query bucket; the key is the exact query text and page.
+func (b *Budgeted) QueryDevices(ctx context.Context, query string, o PageOptions) (Fresh[*TwinsPage], error) {
+	key := fmt.Sprintf("twins/%d/%s/%s", o.PageSize, o.Continuation, query)
+	return read(ctx, b, "QueryDevices", key, b.queries, 0, func(ctx context.Context) (*TwinsPage, error) {
+		return b.c.QueryDevices(ctx, query, o)
+	})
+}
+
+// CountDevices counts the devices a condition selects through the budget,
+// spending the query bucket. A count is reused for the TTL for the exact
+// same condition, so a plan that re-renders as a form changes costs one
+// query per distinct condition.
+func (b *Budgeted) CountDevices(ctx context.Context, where string) (Fresh[int64], error) {
+	return read(ctx, b, "CountDevices", "count/"+where, b.queries, 0, func(ctx context.Context) (int64, error) {
+		return b.c.CountDevices(ctx, where)
+	})
+}
+
+// DeviceIDs reads a page of the ids a condition selects through the
+// budget, spending the query bucket.
+func (b *Budgeted) DeviceIDs(ctx context.Context, where string, o PageOptions) (Fresh[*DeviceIDsPage], error) {
+	key := fmt.Sprintf("ids/%d/%s/%s", o.PageSize, o.Continuation, where)
+	return read(ctx, b, "DeviceIDs", key, b.queries, 0, func(ctx context.Context) (*DeviceIDsPage, error) {
+		return b.c.DeviceIDs(ctx, where, o)
+	})
+}
+
 // CancelJob spends a jobs token and is never answered from memory. Two
 // cancels of the same job in flight at once make ONE hub call and both
 // callers get its answer: that is how a double click, or two operators at

@@ -125,7 +125,7 @@ func (e *Error) Is(target error) bool {
 
 // queryOps are the operations whose request carries a query or a job's
 // queryCondition, so a 400 or 412 to them may be about that text.
-var queryOps = map[string]bool{"CreateJob": true, "QueryDevices": true, "CountDevices": true, "QueryDeviceJobs": true}
+var queryOps = map[string]bool{"CreateJob": true, "QueryDevices": true, "CountDevices": true, "DeviceIDs": true, "QueryDeviceJobs": true}
 
 // queryTooLong recognises the hub refusing a query or condition for its
 // length. The reference has it both ways: a 412 PreconditionFailed whose

@@ -2,7 +2,6 @@ package hub
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -64,33 +63,6 @@ func (c *Client) QueryJobs(ctx context.Context, o QueryJobsOptions) (*JobsPage, 
 			return nil, err
 		}
 		return &JobsPage{Jobs: jobs, Continuation: resp.header.Get("x-ms-continuation")}, nil
-	})
-}
-
-// QueryDeviceJobs lists one page of per-device results of a job through
-// POST /devices/query (SELECT * FROM devices.jobs …; only SELECT * works).
-func (c *Client) QueryDeviceJobs(ctx context.Context, jobID string, o PageOptions) (*DevicesPage, error) {
-	return observe(c, "QueryDeviceJobs", func() (*DevicesPage, error) {
-		const op = "QueryDeviceJobs"
-		if err := CheckJobID(jobID); err != nil {
-			return nil, err
-		}
-		h, err := pagingHeaders(o)
-		if err != nil {
-			return nil, err
-		}
-		body, _ := json.Marshal(struct {
-			Query string `json:"query"`
-		}{"SELECT * FROM devices.jobs WHERE devices.jobs.jobId = " + QuoteString(jobID)})
-		resp, err := c.do(ctx, request{op: op, method: http.MethodPost, path: "/devices/query", header: h, body: body})
-		if err != nil {
-			return nil, err
-		}
-		devices, err := decodePage[DeviceJob](op, resp)
-		if err != nil {
-			return nil, err
-		}
-		return &DevicesPage{Devices: devices, Continuation: resp.header.Get("x-ms-continuation")}, nil
 	})
 }
 
