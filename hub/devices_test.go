@@ -134,7 +134,10 @@ func TestDeviceQueriesRefused(t *testing.T) {
 	ctx := context.Background()
 	long := "deviceId IN [" + strings.Repeat("'dev-0001',", 800) + "'x']"
 	for name, call := range map[string]func(where string) error{
-		"QueryDevices": func(w string) error { _, err := c.QueryDevices(ctx, "SELECT * FROM devices WHERE "+w, PageOptions{}); return err },
+		"QueryDevices": func(w string) error {
+			_, err := c.QueryDevices(ctx, "SELECT * FROM devices WHERE "+w, PageOptions{})
+			return err
+		},
 		"CountDevices": func(w string) error { _, err := c.CountDevices(ctx, w); return err },
 		"DeviceIDs":    func(w string) error { _, err := c.DeviceIDs(ctx, w, PageOptions{}); return err },
 	} {
