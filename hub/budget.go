@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"math"
 	"strings"
-	"sync"
 	"time"
 
+	"github.com/hashicorp/golang-lru/v2/expirable"
 	"golang.org/x/sync/singleflight"
 	"golang.org/x/time/rate"
 )
@@ -33,13 +33,14 @@ const (
 	// slow, or asks to be left alone for longer (Retry-After), gets this
 	// long, and then the page shows the last known data or says the hub is
 	// busy, instead of hanging for the client's whole call budget.
-	DefaultReadWait    = 8 * time.Second
-	budgetCacheEntries = 1024
+	DefaultReadWait     = 8 * time.Second
+	DefaultCacheEntries = 1024
 )
 
 // BudgetConfig tunes a Budgeted. Zero values get the defaults.
 type BudgetConfig struct {
-	// TTL is how long a result is reused without asking the hub again.
+	// TTL is how long a result, or a "not found", is reused without asking
+	// the hub again.
 	TTL time.Duration
 	// JobsOpsPerMinute is the token bucket for /jobs/v2 calls (the hub
 	// config's jobs_ops_per_minute). Its burst is a tenth of a minute's
@@ -56,6 +57,20 @@ type BudgetConfig struct {
 	// ReadWait bounds each read's hub call (retries and waits included);
 	// default DefaultReadWait. Writes keep the client's full call budget.
 	ReadWait time.Duration
+	// CallerShare is the fraction of each bucket (rate and burst) one
+	// caller named by WithCaller may spend on reads; callers without a
+	// name share one such allowance. Default DefaultCallerShare.
+	CallerShare float64
+	// CallerShares gives named callers a share of their own, which caps
+	// all their calls, writes included: the rollout engine's name mapped
+	// to rollouts.max_share_of_budget keeps it under that fraction of each
+	// bucket. Shares outside (0, 1] are read as 1.
+	CallerShares map[string]float64
+	// MaxCallers bounds the callers whose allowances are remembered;
+	// default DefaultMaxCallers.
+	MaxCallers int
+	// CacheEntries bounds the results kept; default DefaultCacheEntries.
+	CacheEntries int
 	// Now is the clock of the TTL, the buckets and FetchedAt; default time.Now.
 	Now func() time.Time
 }
@@ -75,25 +90,33 @@ func (f Fresh[T]) Age(now time.Time) time.Duration { return now.Sub(f.FetchedAt)
 
 // BudgetError is a call the portal did not make because its own budget for
 // the hub is spent and it had nothing to serve instead. It matches
-// ErrThrottled, like the hub's 429 it avoids.
+// ErrThrottled, like the hub's 429 it avoids. It is the portal protecting
+// the hub, not a failure: log it below ERROR.
 type BudgetError struct {
 	Hub, Op    string
-	RetryAfter time.Duration // when the bucket will have a token again
+	RetryAfter time.Duration // when a token will be there again
+	// Share is true when it was the caller's own share that ran out (see
+	// WithCaller), not the hub's whole budget.
+	Share bool
 }
 
 func (e *BudgetError) Error() string {
-	return fmt.Sprintf("IoT Hub %s %s not attempted: the portal's budget of calls to this hub is spent for now; retry in %s",
-		e.Hub, e.Op, e.RetryAfter)
+	what := "the portal's budget of calls to this hub is spent for now"
+	if e.Share {
+		what = "this caller's share of the portal's budget of calls to this hub is spent for now"
+	}
+	return fmt.Sprintf("IoT Hub %s %s not attempted: %s; retry in %s", e.Hub, e.Op, what, e.RetryAfter)
 }
 
 // Is makes a *BudgetError match ErrThrottled.
 func (e *BudgetError) Is(target error) bool { return target == ErrThrottled }
 
-// Budgeted is the hub traffic budget of design.md for ONE hub: concurrent
-// reads of the same thing coalesce into one hub call, results are reused
-// for TTL, and a token bucket per kind of call keeps the portal under the
-// hub's throttle; when a bucket is empty, reads serve the last known data
-// marked stale rather than tripping the hub's 429.
+// Budgeted is the hub traffic budget for ONE hub: concurrent reads of the
+// same thing coalesce into one hub call, results (and "not found") are
+// reused for TTL, a token bucket per kind of call keeps the portal under
+// the hub's throttle, and each caller spends only its share of a bucket
+// (WithCaller); when a bucket or a share is empty, reads serve the last
+// known data marked stale rather than tripping the hub's 429.
 //
 // Values returned are shared between callers (that is the point of
 // coalescing): treat them as read-only.
@@ -104,48 +127,63 @@ type Budgeted struct {
 	now           func() time.Time
 	jobs, queries *rate.Limiter
 	jobsReadFloor float64 // reads leave this many jobs tokens for writes
+	callers       *allowances
 	sf            singleflight.Group
-
-	mu    sync.Mutex
-	cache map[string]cached
+	cache         *expirable.LRU[string, cached]
 }
 
+// cached is one result, or a definite "not found", as of fetchedAt. The
+// LRU drops it after StaleFor; whether it is fresh (TTL) or only good as
+// stale data is decided on the budget's own clock.
 type cached struct {
 	value     any
+	err       error // ErrNotFound: remembered for the TTL, never served stale
 	fetchedAt time.Time
 }
 
 // NewBudgeted wraps c with the traffic budget.
 func NewBudgeted(c *Client, cfg BudgetConfig) *Budgeted {
-	if cfg.TTL <= 0 {
-		cfg.TTL = DefaultBudgetTTL
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
 	}
-	if cfg.JobsOpsPerMinute <= 0 {
-		cfg.JobsOpsPerMinute = DefaultJobsOpsPerMinute
+	def(&cfg.TTL, DefaultBudgetTTL)
+	def(&cfg.StaleFor, DefaultStaleFor)
+	def(&cfg.ReadWait, DefaultReadWait)
+	for _, f := range []struct {
+		v *int
+		d int
+	}{{&cfg.JobsOpsPerMinute, DefaultJobsOpsPerMinute},
+		{&cfg.QueriesPerMinute, DefaultQueriesPerMinute}, {&cfg.QueriesBurst, DefaultQueriesBurst},
+		{&cfg.MaxCallers, DefaultMaxCallers}, {&cfg.CacheEntries, DefaultCacheEntries}} {
+		if *f.v <= 0 {
+			*f.v = f.d
+		}
 	}
-	if cfg.QueriesPerMinute <= 0 {
-		cfg.QueriesPerMinute = DefaultQueriesPerMinute
+	if !(cfg.CallerShare > 0 && cfg.CallerShare <= 1) {
+		cfg.CallerShare = DefaultCallerShare
 	}
-	if cfg.QueriesBurst <= 0 {
-		cfg.QueriesBurst = DefaultQueriesBurst
-	}
-	if cfg.StaleFor <= 0 {
-		cfg.StaleFor = DefaultStaleFor
-	}
-	if cfg.ReadWait <= 0 {
-		cfg.ReadWait = DefaultReadWait
+	shares := map[string]float64{}
+	for k, v := range cfg.CallerShares {
+		if !(v > 0 && v <= 1) {
+			v = 1
+		}
+		shares[k] = v
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
 	jobs := bucket(cfg.JobsOpsPerMinute)
+	queries := rate.NewLimiter(rate.Limit(float64(cfg.QueriesPerMinute)/60), min(cfg.QueriesBurst, cfg.QueriesPerMinute))
 	return &Budgeted{
 		c: c, ttl: cfg.TTL, staleFor: cfg.StaleFor, readWait: cfg.ReadWait, now: cfg.Now,
-		jobs: jobs, queries: rate.NewLimiter(rate.Limit(float64(cfg.QueriesPerMinute)/60), min(cfg.QueriesBurst, cfg.QueriesPerMinute)),
-		// Polling must not starve a cancel: once the bucket holds a few
-		// tokens, reads leave the last one to writes.
-		jobsReadFloor: readFloor(jobs),
-		cache:         map[string]cached{},
+		jobs: jobs, queries: queries,
+		// Polling must not starve a cancel: reads leave the last tokens
+		// to writes and to the re-read a cancel makes (ForWrite).
+		jobsReadFloor: writeReserve(jobs),
+		callers:       newAllowances(cfg.CallerShare, shares, cfg.MaxCallers, map[bucketKind]*rate.Limiter{bucketJobs: jobs, bucketQueries: queries}),
+		cache:         expirable.NewLRU[string, cached](cfg.CacheEntries, nil, cfg.StaleFor),
 	}
 }
 
@@ -154,8 +192,14 @@ func bucket(perMinute int) *rate.Limiter {
 	return rate.NewLimiter(rate.Limit(float64(perMinute)/60), max(1, perMinute/10))
 }
 
-func readFloor(l *rate.Limiter) float64 {
-	if l.Burst() >= 3 {
+// writeReserve is how many jobs tokens reads leave for writes: two (a
+// cancel's re-read and the cancel itself) when the bucket is big enough
+// to keep two and still serve reads, one when it holds three, else none.
+func writeReserve(l *rate.Limiter) float64 {
+	switch b := l.Burst(); {
+	case b >= 4:
+		return 2
+	case b >= 3:
 		return 1
 	}
 	return 0
@@ -164,12 +208,14 @@ func readFloor(l *rate.Limiter) float64 {
 // Client is the wrapped client, for calls outside the budget.
 func (b *Budgeted) Client() *Client { return b.c }
 
-// GetJob reads a job through the budget.
+// GetJob reads a job through the budget. "Not found" is remembered for the
+// TTL like a job, so reading an unknown id again and again costs one hub
+// call per TTL. With ForWrite(ctx) it may spend the write reserve.
 func (b *Budgeted) GetJob(ctx context.Context, id string) (Fresh[*Job], error) {
 	if err := CheckJobID(id); err != nil {
 		return Fresh[*Job]{}, err
 	}
-	return read(ctx, b, "GetJob", "job/"+id, b.jobs, b.jobsReadFloor, func(ctx context.Context) (*Job, error) {
+	return read(ctx, b, "GetJob", "job/"+id, bucketJobs, func(ctx context.Context) (*Job, error) {
 		return b.c.GetJob(ctx, id)
 	})
 }
@@ -177,7 +223,7 @@ func (b *Budgeted) GetJob(ctx context.Context, id string) (Fresh[*Job], error) {
 // QueryJobs reads a page of jobs through the budget.
 func (b *Budgeted) QueryJobs(ctx context.Context, o QueryJobsOptions) (Fresh[*JobsPage], error) {
 	key := fmt.Sprintf("jobs/%s/%s/%d/%s", o.Type, o.Status, o.PageSize, o.Continuation)
-	return read(ctx, b, "QueryJobs", key, b.jobs, b.jobsReadFloor, func(ctx context.Context) (*JobsPage, error) {
+	return read(ctx, b, "QueryJobs", key, bucketJobs, func(ctx context.Context) (*JobsPage, error) {
 		return b.c.QueryJobs(ctx, o)
 	})
 }
@@ -189,7 +235,7 @@ func (b *Budgeted) QueryDeviceJobs(ctx context.Context, jobID string, o PageOpti
 		return Fresh[*DevicesPage]{}, err
 	}
 	key := fmt.Sprintf("devices/%s/%d/%s", jobID, o.PageSize, o.Continuation)
-	return read(ctx, b, "QueryDeviceJobs", key, b.queries, 0, func(ctx context.Context) (*DevicesPage, error) {
+	return read(ctx, b, "QueryDeviceJobs", key, bucketQueries, func(ctx context.Context) (*DevicesPage, error) {
 		return b.c.QueryDeviceJobs(ctx, jobID, o)
 	})
 }
@@ -198,7 +244,7 @@ func (b *Budgeted) QueryDeviceJobs(ctx context.Context, jobID string, o PageOpti
 // the query bucket; the key is the exact query text and page.
 func (b *Budgeted) QueryDevices(ctx context.Context, query string, o PageOptions) (Fresh[*TwinsPage], error) {
 	key := fmt.Sprintf("twins/%d/%s/%s", o.PageSize, o.Continuation, query)
-	return read(ctx, b, "QueryDevices", key, b.queries, 0, func(ctx context.Context) (*TwinsPage, error) {
+	return read(ctx, b, "QueryDevices", key, bucketQueries, func(ctx context.Context) (*TwinsPage, error) {
 		return b.c.QueryDevices(ctx, query, o)
 	})
 }
@@ -208,7 +254,7 @@ func (b *Budgeted) QueryDevices(ctx context.Context, query string, o PageOptions
 // same condition, so a plan that re-renders as a form changes costs one
 // query per distinct condition.
 func (b *Budgeted) CountDevices(ctx context.Context, where string) (Fresh[int64], error) {
-	return read(ctx, b, "CountDevices", "count/"+where, b.queries, 0, func(ctx context.Context) (int64, error) {
+	return read(ctx, b, "CountDevices", "count/"+where, bucketQueries, func(ctx context.Context) (int64, error) {
 		return b.c.CountDevices(ctx, where)
 	})
 }
@@ -217,15 +263,15 @@ func (b *Budgeted) CountDevices(ctx context.Context, where string) (Fresh[int64]
 // budget, spending the query bucket.
 func (b *Budgeted) DeviceIDs(ctx context.Context, where string, o PageOptions) (Fresh[*DeviceIDsPage], error) {
 	key := fmt.Sprintf("ids/%d/%s/%s", o.PageSize, o.Continuation, where)
-	return read(ctx, b, "DeviceIDs", key, b.queries, 0, func(ctx context.Context) (*DeviceIDsPage, error) {
+	return read(ctx, b, "DeviceIDs", key, bucketQueries, func(ctx context.Context) (*DeviceIDsPage, error) {
 		return b.c.DeviceIDs(ctx, where, o)
 	})
 }
 
-// CancelJob spends a jobs token and is never answered from memory. Two
-// cancels of the same job in flight at once make ONE hub call and both
-// callers get its answer: that is how a double click, or two operators at
-// once, produce one effective cancel. Afterwards the cached job is replaced
+// CancelJob spends a jobs token (the reserve reads leave is for this) and
+// calls the client; it is never answered from memory. Concurrent cancels of
+// one job are not coalesced here: the jobs service owns that, together with
+// the audit trail each cancel needs. Afterwards the cached job is replaced
 // by what the cancel (or its reconciling GET) returned, or dropped.
 // Results are exactly Client.CancelJob's, including a reconciled job
 // alongside ErrOutcomeUnknown.
@@ -233,66 +279,95 @@ func (b *Budgeted) CancelJob(ctx context.Context, id string) (*Job, error) {
 	if err := CheckJobID(id); err != nil {
 		return nil, err
 	}
-	type answer struct {
-		job *Job
-		err error
-	}
-	ch := b.sf.DoChan("cancel/"+id, func() (any, error) {
-		job, err := b.write(ctx, "CancelJob", id, func(ctx context.Context) (*Job, error) {
-			return b.c.CancelJob(ctx, id)
-		})
-		return answer{job, err}, nil
+	return b.write(ctx, "CancelJob", id, func(ctx context.Context) (*Job, error) {
+		return b.c.CancelJob(ctx, id)
 	})
-	select {
-	case r := <-ch:
-		a := r.Val.(answer)
-		return a.job, a.err
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
 }
 
-// CreateJob spends a jobs token; it is not coalesced (two creates are two
-// requests, and the hub rejects the second id with JobAlreadyExists).
+// CreateJob spends a jobs token; it is not coalesced (the id is
+// deterministic, so a second create meets JobAlreadyExists and reads the
+// job back: see Client.CreateJob).
 func (b *Budgeted) CreateJob(ctx context.Context, req JobRequest) (*Job, error) {
 	return b.write(ctx, "CreateJob", req.JobID, func(ctx context.Context) (*Job, error) {
 		return b.c.CreateJob(ctx, req)
 	})
 }
 
-// write spends a token, runs f detached from the caller's cancellation (a
-// write the hub may be executing must finish and be recorded), and updates
-// the cache with what the hub now says about the job.
+// write spends a token (and, for a caller with a configured share, from
+// that share), runs f detached from the caller's cancellation (a write the
+// hub may be executing must finish and be recorded), and updates the cache
+// with what the hub now says about the job.
 func (b *Budgeted) write(ctx context.Context, op, id string, f func(context.Context) (*Job, error)) (*Job, error) {
-	now := b.now()
-	if !take(b.jobs, now, 0) {
+	if err := b.admit(ctx, op, bucketJobs, true, b.now()); err != nil {
 		b.c.cfg.Metrics.observeRead(b.c.cfg.HubName, op, sourceRefused)
-		return nil, b.budgetError(op, b.jobs, now, 0)
+		return nil, err
 	}
 	job, err := f(context.WithoutCancel(ctx))
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for k := range b.cache {
+	for _, k := range b.cache.Keys() {
 		if strings.HasPrefix(k, "jobs/") { // lists show the job's status too
-			delete(b.cache, k)
+			b.cache.Remove(k)
 		}
 	}
 	// A create's minimal answer is not a full job; only a cancel's is.
 	if job != nil && op == "CancelJob" {
-		b.cache["job/"+id] = cached{job, b.now()}
+		b.cache.Add("job/"+id, cached{value: job, fetchedAt: b.now()})
 	} else {
-		delete(b.cache, "job/"+id)
+		b.cache.Remove("job/" + id)
 	}
 	return job, err
 }
 
-// read is the budgeted read path shared by every read operation.
-func read[T any](ctx context.Context, b *Budgeted, op, key string, l *rate.Limiter, floor float64,
+// admit spends the tokens one hub call needs right away: the caller's
+// allowance, if one applies, and the bucket's, keeping its write reserve
+// unless write. Nothing is spent when either refuses.
+func (b *Budgeted) admit(ctx context.Context, op string, kind bucketKind, write bool, now time.Time) error {
+	own := b.callers.limiter(ctx, kind, write)
+	if !hasToken(own, now) {
+		b.observeBudget(ctx, kind, budgetRefusedShare)
+		return b.budgetError(op, own, now, 0, true)
+	}
+	l, floor := b.bucketFor(kind, write)
+	if !take(l, now, floor) {
+		b.observeBudget(ctx, kind, budgetRefused)
+		return b.budgetError(op, l, now, floor, false)
+	}
+	charge(own, now)
+	b.observeBudget(ctx, kind, budgetSpent)
+	return nil
+}
+
+func (b *Budgeted) bucketFor(kind bucketKind, write bool) (*rate.Limiter, float64) {
+	if kind == bucketQueries {
+		return b.queries, 0
+	}
+	if write {
+		return b.jobs, 0
+	}
+	return b.jobs, b.jobsReadFloor
+}
+
+func (b *Budgeted) observeBudget(ctx context.Context, kind bucketKind, result string) {
+	b.c.cfg.Metrics.observeBudget(b.c.cfg.HubName, string(kind), b.callers.class(ctx), result)
+}
+
+// read is the budgeted read path shared by every read operation:
+//  1. a fresh cached answer (a value, or "not found") costs nothing;
+//  2. a caller whose own allowance is empty gets stale data or a
+//     *BudgetError at once, without joining (and so without spoiling)
+//     anyone else's flight;
+//  3. concurrent reads of one key share one flight; the caller that starts
+//     it pays, from the bucket and from its own allowance (admit).
+func read[T any](ctx context.Context, b *Budgeted, op, key string, kind bucketKind,
 	fetch func(context.Context) (T, error)) (Fresh[T], error) {
 	metrics, hub := b.c.cfg.Metrics, b.c.cfg.HubName
-	if f, ok := lookup[T](b, key, b.ttl); ok {
+	if f, err, ok := lookup[T](b, key, b.ttl); ok {
 		metrics.observeRead(hub, op, sourceCached)
-		return f, nil
+		return f, err
+	}
+	write := isForWrite(ctx)
+	if own, now := b.callers.limiter(ctx, kind, write), b.now(); !hasToken(own, now) {
+		b.observeBudget(ctx, kind, budgetRefusedShare)
+		return stale[T](b, op, key, b.budgetError(op, own, now, 0, true))
 	}
 	type answer struct {
 		fresh  Fresh[T]
@@ -301,35 +376,38 @@ func read[T any](ctx context.Context, b *Budgeted, op, key string, l *rate.Limit
 	ran := false // set by the flight's function, only for the caller that started it
 	ch := b.sf.DoChan(key, func() (any, error) {
 		ran = true
-		if f, ok := lookup[T](b, key, b.ttl); ok { // a flight that just landed
-			return answer{f, sourceCached}, nil
+		if f, err, ok := lookup[T](b, key, b.ttl); ok { // a flight that just landed
+			return answer{f, sourceCached}, err
 		}
-		now := b.now()
-		if !take(l, now, floor) {
-			reason := b.budgetError(op, l, now, floor)
-			if f, ok := lookup[T](b, key, b.staleFor); ok {
-				return answer{staleWith(f, reason), sourceStale}, nil
+		if err := b.admit(ctx, op, kind, write, b.now()); err != nil {
+			if f, ok := lookupStale[T](b, key); ok {
+				return answer{staleWith(f, err), sourceStale}, nil
 			}
-			return answer{source: sourceRefused}, reason
+			return answer{source: sourceRefused}, err
 		}
 		// The flight outlives the caller who started it (others may be
 		// waiting on it), but not ReadWait.
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.readWait)
 		defer cancel()
 		v, err := fetch(fctx)
-		if err != nil {
-			if transient(err) {
-				if f, ok := lookup[T](b, key, b.staleFor); ok {
-					return answer{staleWith(f, err), sourceStale}, nil
-				}
-			} else {
-				b.forget(key) // a definite answer (not found, refused): never serve the old copy
+		switch {
+		case err == nil:
+			f := Fresh[T]{Value: v, FetchedAt: b.now()}
+			b.cache.Add(key, cached{value: f.Value, fetchedAt: f.FetchedAt})
+			return answer{f, sourceHub}, nil
+		case errors.Is(err, ErrNotFound):
+			// A definite answer: remembered for the TTL (an unknown id
+			// read in a loop costs one call per TTL) and it replaces the
+			// old copy, which is never served again.
+			b.cache.Add(key, cached{err: err, fetchedAt: b.now()})
+		case transient(err):
+			if f, ok := lookupStale[T](b, key); ok {
+				return answer{staleWith(f, err), sourceStale}, nil
 			}
-			return answer{source: sourceHub}, err
+		default:
+			b.cache.Remove(key) // refused, invalid: never serve the old copy
 		}
-		f := Fresh[T]{Value: v, FetchedAt: b.now()}
-		b.store(key, f.Value, f.FetchedAt)
-		return answer{f, sourceHub}, nil
+		return answer{source: sourceHub}, err
 	})
 	select {
 	case r := <-ch:
@@ -343,6 +421,18 @@ func read[T any](ctx context.Context, b *Budgeted, op, key string, l *rate.Limit
 	case <-ctx.Done():
 		return Fresh[T]{}, ctx.Err()
 	}
+}
+
+// stale answers a read the budget refused with reason: the last known
+// value marked stale, or reason itself when nothing is known.
+func stale[T any](b *Budgeted, op, key string, reason error) (Fresh[T], error) {
+	metrics, hub := b.c.cfg.Metrics, b.c.cfg.HubName
+	if f, ok := lookupStale[T](b, key); ok {
+		metrics.observeRead(hub, op, sourceStale)
+		return staleWith(f, reason), nil
+	}
+	metrics.observeRead(hub, op, sourceRefused)
+	return Fresh[T]{}, reason
 }
 
 func staleWith[T any](f Fresh[T], reason error) Fresh[T] {
@@ -365,41 +455,32 @@ func take(l *rate.Limiter, now time.Time, floor float64) bool {
 	return l.AllowN(now, 1)
 }
 
-func (b *Budgeted) budgetError(op string, l *rate.Limiter, now time.Time, floor float64) *BudgetError {
+func (b *Budgeted) budgetError(op string, l *rate.Limiter, now time.Time, floor float64, share bool) *BudgetError {
 	missing := 1 + floor - l.TokensAt(now)
 	wait := time.Second
 	if missing > 0 {
 		wait = time.Duration(math.Ceil(missing/float64(l.Limit()))) * time.Second
 	}
-	return &BudgetError{Hub: b.c.cfg.HubName, Op: op, RetryAfter: wait}
+	return &BudgetError{Hub: b.c.cfg.HubName, Op: op, RetryAfter: wait, Share: share}
 }
 
-func lookup[T any](b *Budgeted, key string, maxAge time.Duration) (Fresh[T], bool) {
-	b.mu.Lock()
-	e, ok := b.cache[key]
-	b.mu.Unlock()
+// lookup finds key's answer if it is younger than maxAge: the value, or the
+// remembered "not found" as the error (ok is true either way).
+func lookup[T any](b *Budgeted, key string, maxAge time.Duration) (Fresh[T], error, bool) {
+	e, ok := b.cache.Peek(key)
 	if !ok || b.now().Sub(e.fetchedAt) >= maxAge {
-		return Fresh[T]{}, false
+		return Fresh[T]{}, nil, false
+	}
+	if e.err != nil {
+		return Fresh[T]{}, e.err, true
 	}
 	v, ok := e.value.(T)
-	return Fresh[T]{Value: v, FetchedAt: e.fetchedAt}, ok
+	return Fresh[T]{Value: v, FetchedAt: e.fetchedAt}, nil, ok
 }
 
-func (b *Budgeted) store(key string, v any, at time.Time) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if len(b.cache) >= budgetCacheEntries {
-		for k, e := range b.cache {
-			if at.Sub(e.fetchedAt) >= b.staleFor || len(b.cache) >= budgetCacheEntries {
-				delete(b.cache, k) // expired first; then arbitrary ones, it is only a cache
-			}
-		}
-	}
-	b.cache[key] = cached{v, at}
-}
-
-func (b *Budgeted) forget(key string) {
-	b.mu.Lock()
-	delete(b.cache, key)
-	b.mu.Unlock()
+// lookupStale finds key's last known value within StaleFor; a remembered
+// "not found" is not a value to fall back on.
+func lookupStale[T any](b *Budgeted, key string) (Fresh[T], bool) {
+	f, err, ok := lookup[T](b, key, b.staleFor)
+	return f, ok && err == nil
 }

@@ -17,6 +17,7 @@ type Metrics struct {
 	throttled *prometheus.CounterVec   // hub, operation
 	retries   *prometheus.CounterVec   // hub, operation
 	reads     *prometheus.CounterVec   // hub, operation, source (budget layer)
+	budget    *prometheus.CounterVec   // hub, bucket, class, result (budget layer)
 }
 
 // NewMetrics creates the collectors and registers them with reg (nil: not
@@ -45,6 +46,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "hubjobs_hub_budget_reads_total",
 			Help: "Calls through the hub traffic budget by source: hub (a call was made), coalesced (shared another caller's call), cached (fresh within the TTL), stale (budget spent or hub failing, last known data served), refused (budget spent, nothing known; writes too).",
 		}, []string{"hub", "operation", "source"}),
+		budget: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hubjobs_hub_budget_calls_total",
+			Help: "Tokens asked of the hub traffic budget, by bucket (jobs, queries), caller class (people, anonymous, or a configured caller such as the rollout engine) and result: spent (a hub call was made), refused (the hub's bucket was empty) or refused_share (the caller's own share was).",
+		}, []string{"hub", "bucket", "class", "result"}),
 	}
 	if reg != nil {
 		m.calls = register(reg, m.calls)
@@ -52,6 +57,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.throttled = register(reg, m.throttled)
 		m.retries = register(reg, m.retries)
 		m.reads = register(reg, m.reads)
+		m.budget = register(reg, m.budget)
 	}
 	return m
 }
@@ -100,6 +106,19 @@ const (
 func (m *Metrics) observeRead(hub, op, source string) {
 	if m != nil {
 		m.reads.WithLabelValues(hub, op, source).Inc()
+	}
+}
+
+// Budget results.
+const (
+	budgetSpent        = "spent"
+	budgetRefused      = "refused"
+	budgetRefusedShare = "refused_share"
+)
+
+func (m *Metrics) observeBudget(hub, bucket, class, result string) {
+	if m != nil {
+		m.budget.WithLabelValues(hub, bucket, class, result).Inc()
 	}
 }
 
