@@ -90,7 +90,7 @@ func ParseConnectionString(s string) (ConnectionString, error) {
 
 // String renders the connection string with the key replaced by "***":
 // a value that reaches a log line or an error through fmt must not carry
-// the hub's key (security.md H53). Nothing needs the full string back.
+// the hub's key (a secret never goes to a log). Nothing needs the full string back.
 func (cs ConnectionString) String() string {
 	return "HostName=" + cs.HostName + ";SharedAccessKeyName=" + cs.SharedAccessKeyName + ";SharedAccessKey=***"
 }

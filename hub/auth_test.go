@@ -215,7 +215,7 @@ func TestEntraCredential(t *testing.T) {
 
 // TestConnectionStringNeverPrintsItsKey: a parsed connection string that
 // reaches a log line or an error through fmt (%v, %+v, %#v, %s) shows the
-// host and policy but never the key (security.md H53).
+// host and policy but never the key: a secret never goes to a log.
 func TestConnectionStringNeverPrintsItsKey(t *testing.T) {
 	cs, err := ParseConnectionString("HostName=myhub.azure-devices.net;SharedAccessKeyName=iothubowner;SharedAccessKey=" + vectorKey)
 	if err != nil {

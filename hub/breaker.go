@@ -37,7 +37,7 @@ func (e *BreakerError) Is(target error) bool {
 	return target == ErrNotAttempted || target == ErrUnavailable
 }
 
-// breaker is a circuit breaker per hub (security.md G44): closed while
+// breaker is a circuit breaker per hub, so a failing hub is not hammered: closed while
 // calls succeed; open for a cool-down after threshold calls in a row failed
 // for the hub's sake (no answer, a timeout, a 5xx); then half-open, letting
 // one probe through whose result closes it or opens it again.

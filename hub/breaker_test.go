@@ -24,7 +24,7 @@ func breakerHub(t *testing.T, down *atomic.Bool) *fakeHub {
 	})
 }
 
-// TestBreaker is security.md G44: after N calls in a row fail without a
+// TestBreaker: after N calls in a row fail without a
 // usable answer, later calls (a cancel too) fail fast as "not attempted"
 // and send nothing; after the cool-down one probe goes through, and its
 // answer closes the breaker or opens it for another cool-down.
