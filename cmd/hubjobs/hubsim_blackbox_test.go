@@ -569,7 +569,8 @@ func bbCheckJobShape(t *testing.T, job map[string]any) {
 // deviceRecords reads every devices.jobs record of a job, page by page.
 func (h *bbHub) deviceRecords(t *testing.T, jobID string, pageSize int) []map[string]any {
 	t.Helper()
-	quoted := "'" + strings.ReplaceAll(jobID, "'", "''") + "'"
+	// The documented form (reference §2): backslash escapes, not SQL doubling.
+	quoted := "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(jobID) + "'"
 	query := map[string]any{"query": "SELECT * FROM devices.jobs WHERE devices.jobs.jobId = " + quoted}
 	return h.pages(t, bbReq{method: http.MethodPost, path: "/devices/query", body: query}, pageSize)
 }
