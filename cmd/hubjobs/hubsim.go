@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -25,8 +27,11 @@ const hubsimFailureRate = 0.05
 // string, the second the URL it serves on (useful with port 0); requests
 // are logged to stderr. It serves until ctx is cancelled.
 //
-// --seed is a switch: fill the hub with SeedDemo's jobs. Beyond design.md
-// the command also takes --failure-rate and --jobs-ops-per-minute.
+// --seed is a switch: fill the hub with SeedDemo's jobs. Further flags:
+// --failure-rate, --jobs-ops-per-minute, --queries-per-minute and
+// --registry FILE (a JSON array of devices replacing the generated fleet;
+// with it the failure rate defaults to 0, so that only the devices the
+// file marks "fail" fail).
 func runHubsim(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("hubsim")
 	listen := fs.String("listen", "", "address to serve on, e.g. 127.0.0.1:9000 (port 0 picks a free one); required")
@@ -36,14 +41,16 @@ func runHubsim(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	rate := fs.Float64("device-rate", hubsim.DefaultDeviceRate, "devices processed per second per running job")
 	maxActive := fs.Int("max-active-jobs", hubsim.DefaultMaxActiveJobs, "unfinished jobs before 429 ThrottlingMaxActiveJobCountExceeded (S1: 1, S3: 10)")
 	seed := fs.Bool("seed", false, "create demo jobs in every state")
-	failureRate := fs.Float64("failure-rate", hubsimFailureRate, "share of devices that fail, 0..1")
+	failureRate := fs.Float64("failure-rate", hubsimFailureRate, "share of ok devices that fail, 0..1 (default 0 with --registry)")
 	opsPerMinute := fs.Int("jobs-ops-per-minute", 0, "jobs operations per minute before 429 ThrottlingException (0: unlimited)")
+	queriesPerMinute := fs.Int("queries-per-minute", 0, "POST /devices/query calls per minute before 429 ThrottlingException (0: unlimited; S1: 20)")
+	registryFile := fs.String("registry", "", `JSON array of devices {"deviceId","tags"?,"reported"?,"behaviour"?: "ok"|"fail"|"unhealthy"} replacing the generated registry (--devices is then ignored)`)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	opts := hubsim.Options{
 		Hostname: *hostname, Devices: *devices, DeviceRate: *rate, FailureRate: *failureRate,
-		MaxActiveJobs: *maxActive, JobOpsPerMinute: *opsPerMinute,
+		MaxActiveJobs: *maxActive, JobOpsPerMinute: *opsPerMinute, QueriesPerMinute: *queriesPerMinute,
 	}
 	var problems []string
 	if *listen == "" {
@@ -73,6 +80,19 @@ func runHubsim(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	if *opsPerMinute < 0 {
 		problems = append(problems, fmt.Sprintf("--jobs-ops-per-minute %d: want 0 (unlimited) or more", *opsPerMinute))
+	}
+	if *queriesPerMinute < 0 {
+		problems = append(problems, fmt.Sprintf("--queries-per-minute %d: want 0 (unlimited) or more", *queriesPerMinute))
+	}
+	if *registryFile != "" {
+		registry, err := loadRegistryFile(*registryFile)
+		if err != nil {
+			problems = append(problems, "--registry: "+err.Error())
+		}
+		opts.Registry = registry
+		if !flagSet(fs, "failure-rate") {
+			opts.FailureRate = 0
+		}
 	}
 	if len(problems) > 0 {
 		return &usageError{"hubsim: " + strings.Join(problems, "; ")}
@@ -108,6 +128,26 @@ func runHubsim(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return fmt.Errorf("hubsim: %w", err)
 	}
 	return nil
+}
+
+func loadRegistryFile(path string) ([]hubsim.Device, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	devices, err := hubsim.LoadRegistry(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return devices, nil
+}
+
+// flagSet reports whether the command line set the flag name.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 // logRequests logs one line per request: what a person running the

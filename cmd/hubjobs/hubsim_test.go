@@ -12,6 +12,8 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -174,6 +176,55 @@ func TestHubsimCommandCreatesAndRunsJobs(t *testing.T) {
 	}
 }
 
+// writeFile writes content to a file in the test's temporary directory.
+func writeFile(t *testing.T, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "registry.json")
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// With --registry the hub has exactly the file's devices, and only those
+// marked "fail" fail (the failure rate defaults to 0).
+func TestHubsimCommandRegistryFile(t *testing.T) {
+	file := writeFile(t, `[{"deviceId":"a","tags":{"ring":"canary"}},{"deviceId":"b","tags":{"ring":"canary"},"behaviour":"fail"},{"deviceId":"c"}]`)
+	p := startHubsim(t, "--listen", "127.0.0.1:0", "--registry", file, "--device-rate", "1000", "--queries-per-minute", "100")
+	_, token := sasFromConnectionString(t, p.connString, time.Now().Add(time.Hour))
+	res, body := hubRequest(t, http.MethodPost, p.baseURL+"/devices/query?api-version=2021-04-12", token,
+		`{"query":"SELECT COUNT() AS numberOfDevices FROM devices WHERE tags.ring = 'canary'"}`)
+	if res.StatusCode != http.StatusOK || string(body) != `[{"numberOfDevices":2}]` {
+		t.Fatalf("count: %d %s", res.StatusCode, body)
+	}
+	res, body = hubRequest(t, http.MethodPut, p.baseURL+"/jobs/v2/j1?api-version=2021-04-12", token,
+		`{"jobId":"j1","type":"scheduleDeviceMethod","cloudToDeviceMethod":{"methodName":"reboot"},"queryCondition":"*"}`)
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("create: %d %s", res.StatusCode, body)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, body = hubRequest(t, http.MethodGet, p.baseURL+"/jobs/v2/j1?api-version=2021-04-12", token, "")
+		var job struct {
+			Status string         `json:"status"`
+			Stats  map[string]int `json:"deviceJobStatistics"`
+		}
+		if err := json.Unmarshal(body, &job); err != nil {
+			t.Fatal(err)
+		}
+		if job.Status == "completed" {
+			if job.Stats["deviceCount"] != 3 || job.Stats["failedCount"] != 1 {
+				t.Errorf("statistics %v, want 3 devices and only b failed", job.Stats)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("job never completed: %s", body)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
 func TestHubsimCommandUsageErrors(t *testing.T) {
 	tests := []struct {
 		args []string
@@ -191,6 +242,10 @@ func TestHubsimCommandUsageErrors(t *testing.T) {
 		{[]string{"--listen", "127.0.0.1:0", "--failure-rate", "1.5"}, "--failure-rate"},
 		{[]string{"--listen", "127.0.0.1:0", "--jobs-ops-per-minute", "-1"}, "--jobs-ops-per-minute"},
 		{[]string{"--listen", "127.0.0.1:0", "--devices", "-1", "--max-active-jobs", "-1"}, "--devices -1: want 1..1000000; --max-active-jobs"},
+		{[]string{"--listen", "127.0.0.1:0", "--queries-per-minute", "-1"}, "--queries-per-minute"},
+		{[]string{"--listen", "127.0.0.1:0", "--registry", "/nonexistent/registry.json"}, "--registry: open /nonexistent/registry.json"},
+		{[]string{"--listen", "127.0.0.1:0", "--registry", writeFile(t, `[{"deviceId":"a","behaviour":"flaky"}]`)}, `unknown behaviour "flaky"`},
+		{[]string{"--listen", "127.0.0.1:0", "--registry", writeFile(t, `[{"deviceId":"a"},{"deviceId":"a"}]`)}, "duplicate deviceId"},
 	}
 	for _, tt := range tests {
 		err := runHubsim(context.Background(), tt.args, io.Discard, io.Discard)

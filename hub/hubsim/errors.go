@@ -27,6 +27,7 @@ var (
 	codeGenericMethodNotAllowed     = errorCode{"GenericMethodNotAllowed", 405000}
 	codeOperationNotAllowedInState  = errorCode{"OperationNotAllowedInCurrentState", 405102}
 	codeJobAlreadyExists            = errorCode{"JobAlreadyExists", 409104}
+	codePreconditionFailed          = errorCode{"PreconditionFailed", 412001}
 	codeThrottling                  = errorCode{"ThrottlingException", 429001}
 	codeThrottlingMaxActiveJobCount = errorCode{"ThrottlingMaxActiveJobCountExceeded", 429004}
 	codeServerError                 = errorCode{"ServerError", 500001}

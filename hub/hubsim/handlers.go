@@ -105,6 +105,9 @@ func (s *Sim) parseJobRequest(r *http.Request, id string, now time.Time) (jobSpe
 	if herr != nil {
 		return jobSpec{}, herr
 	}
+	if tooLong(req.QueryCondition) {
+		return jobSpec{}, queryTooLong("queryCondition", req.QueryCondition)
+	}
 	var err error
 	if spec.target, err = parseCondition(req.QueryCondition); err != nil {
 		return jobSpec{}, newHubError(codeArgumentInvalid, "Invalid queryCondition: %v", err)
@@ -398,69 +401,4 @@ func (s *Sim) orderedJobs(now time.Time) []*job {
 		return strings.Compare(a.id, b.id)
 	})
 	return list
-}
-
-// queryDevices is POST /devices/query over devices.jobs: per-device records
-// as a bare array, jobs newest first and devices in id order, paged like
-// the jobs query.
-func (s *Sim) queryDevices(r *http.Request, now time.Time) reply {
-	body, herr := readBody(r)
-	if herr != nil {
-		return fail(herr)
-	}
-	var req devicesQueryRequest
-	if err := json.Unmarshal(body, &req); err != nil || req.Query == nil {
-		return fail(newHubError(codeArgumentInvalid, "The request body must be {\"query\":\"<sql>\"}."))
-	}
-	q, err := parseDeviceJobsQuery(*req.Query)
-	if err != nil {
-		return fail(newHubError(codeArgumentInvalid, "Invalid query: %v", err))
-	}
-	size, err := pageSize(r)
-	if err != nil {
-		return fail(newHubError(codeArgumentInvalid, "%v", err))
-	}
-	scope := "devices|" + *req.Query
-	after, resume, err := readCursor(r, scope)
-	if err != nil {
-		return fail(newHubError(codeArgumentInvalid, "%v", err))
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	jobs := s.orderedJobs(now)
-	if id, ok := q.equals["jobId"]; ok {
-		jobs = slices.DeleteFunc(jobs, func(j *job) bool { return j.id != id })
-	}
-	page := []deviceJobRecord{}
-	var last cursor
-	more := false
-scan:
-	for _, j := range jobs {
-		if t, ok := q.equals["jobType"]; ok && j.typ != t {
-			continue
-		}
-		for i := range j.devices {
-			if resume && !after.after(j.created, j.id, i) {
-				continue
-			}
-			if d, ok := q.equals["deviceId"]; ok && j.devices[i] != d {
-				continue
-			}
-			rec := j.record(i, now)
-			if st, ok := q.equals["status"]; ok && rec.Status != st {
-				continue
-			}
-			if len(page) == size {
-				more = true
-				break scan
-			}
-			page = append(page, rec)
-			last = cursor{Scope: scope, Created: j.created.UnixNano(), JobID: j.id, Device: i}
-		}
-	}
-	header := http.Header{http.CanonicalHeaderKey(headerItemType): {"DeviceJob"}}
-	if more {
-		header.Set(headerContinuation, encodeCursor(last))
-	}
-	return okJSON(page, header)
 }

@@ -268,7 +268,7 @@ func quoteJSON(s string) string {
 // continuations), optionally only those with a per-device status.
 func (h *harness) deviceRecords(jobID, status string) []map[string]any {
 	h.t.Helper()
-	sql := "SELECT * FROM devices.jobs WHERE devices.jobs.jobId = '" + strings.ReplaceAll(jobID, "'", "''") + "'"
+	sql := "SELECT * FROM devices.jobs WHERE devices.jobs.jobId = " + sqlQuote(jobID)
 	if status != "" {
 		sql += " AND devices.jobs.status = '" + status + "'"
 	}
@@ -282,4 +282,10 @@ func (h *harness) deviceRecords(jobID, status string) []map[string]any {
 			return all
 		}
 	}
+}
+
+// sqlQuote quotes a value as the IoT Hub query docs say, independently of
+// the simulator's own printer: single quotes, \' and \\ escaped.
+func sqlQuote(v string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(v) + "'"
 }

@@ -68,8 +68,12 @@ type job struct {
 	work        time.Duration
 
 	devices      []string
+	targets      []int // registry index of devices[k]
 	outcomes     []outcome
 	failedBefore []int // failedBefore[k]: failing outcomes among devices[:k]
+
+	patch   *twinPatch // twin jobs: what a succeeded device gets merged
+	applied int        // devices[:applied] have had their effect on the twins (Sim.settle)
 
 	cancelledAt time.Time // zero unless cancelled
 }
@@ -84,23 +88,19 @@ func newJob(spec jobSpec, registry []device, seed uint64) *job {
 		queuedUntil: spec.created.Add(spec.queuedFor),
 		deadline:    spec.start.Add(time.Duration(spec.maxExec) * time.Second),
 		interval:    time.Duration(float64(time.Second) / spec.rate),
+		patch:       decodeTwinPatch(spec.twin),
 	}
 	j.runAt = later(j.start, j.queuedUntil)
 	j.work = max(deviceWork, j.interval)
 	j.failedBefore = []int{0}
-	for _, d := range registry {
+	for idx := range registry {
+		d := &registry[idx]
 		if !spec.target.matches(d) {
 			continue
 		}
-		h := hash64(seed, "outcome", spec.id, d.id)
-		o := outcomeSucceeded
-		if unitFloat(h) < spec.failureRate {
-			o = outcomeUnreachable
-			if spec.typ == typeScheduleDeviceMethod && h&1 == 1 {
-				o = outcomeMethodError
-			}
-		}
+		o := outcomeFor(spec, d, seed)
 		j.devices = append(j.devices, d.id)
+		j.targets = append(j.targets, idx)
 		j.outcomes = append(j.outcomes, o)
 		j.failedBefore = append(j.failedBefore, j.failedBefore[len(j.failedBefore)-1]+boolInt(o != outcomeSucceeded))
 	}
@@ -109,6 +109,35 @@ func newJob(spec jobSpec, registry []device, seed uint64) *job {
 		j.end = later(j.runAt, earlier(j.finish(n-1), j.deadline))
 	}
 	return j
+}
+
+// outcomeFor decides what the job does to d: a fail device always fails
+// (status 500 to a method, JobRunPreconditionFailed to a twin update), an
+// unhealthy one always succeeds, an ok one fails with the job's failure
+// rate, by a hash of seed, job and device.
+func outcomeFor(spec jobSpec, d *device, seed uint64) outcome {
+	h := hash64(seed, "outcome", spec.id, d.id)
+	switch {
+	case d.behaviour == BehaviourFail && spec.typ == typeScheduleDeviceMethod:
+		return outcomeMethodError
+	case d.behaviour == BehaviourFail:
+		return outcomeUnreachable
+	case d.behaviour == BehaviourUnhealthy || unitFloat(h) >= spec.failureRate:
+		return outcomeSucceeded
+	case spec.typ == typeScheduleDeviceMethod && h&1 == 1:
+		return outcomeMethodError
+	}
+	return outcomeUnreachable
+}
+
+// doneBy is how many devices (a prefix, since devices finish in order)
+// finished the job by now; none for a cancelled job, which never ran.
+func (j *job) doneBy(now time.Time) int {
+	if j.cancelled() || now.Before(j.runAt) {
+		return 0
+	}
+	t := earlier(now, j.end)
+	return sort.Search(len(j.devices), func(i int) bool { return j.finish(i).After(t) })
 }
 
 func (j *job) begin(i int) time.Time  { return j.runAt.Add(time.Duration(i) * j.interval) }
@@ -175,8 +204,7 @@ func (j *job) statistics(now time.Time) jobStatistic {
 		st.PendingCount = n
 		return st
 	}
-	t := earlier(now, j.end)
-	done := sort.Search(n, func(i int) bool { return j.finish(i).After(t) })
+	done := j.doneBy(now)
 	st.FailedCount = j.failedBefore[done]
 	st.SucceededCount = done - st.FailedCount
 	if !now.Before(j.end) {

@@ -158,7 +158,7 @@ func TestDevicesQuery(t *testing.T) {
 	h.clock.Advance(time.Minute)
 
 	ids, pages := pageThrough(t, h, http.MethodPost, "/devices/query",
-		`{"query":"SELECT * FROM devices.jobs WHERE devices.jobs.jobId = 'it''s-a-job'"}`, "DeviceJob", 10)
+		`{"query":"SELECT * FROM devices.jobs WHERE devices.jobs.jobId = 'it\\'s-a-job'"}`, "DeviceJob", 10)
 	if !slices.Equal(pages, []int{10, 10, 5}) || ids[0] != "it's-a-job/dev-0001" || ids[24] != "it's-a-job/dev-0025" {
 		t.Fatalf("pages %v, ids %v", pages, ids)
 	}

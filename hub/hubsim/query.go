@@ -4,318 +4,231 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"unicode/utf8"
 )
 
-// This file holds the two small grammars the simulator understands: a job's
-// queryCondition and the devices.jobs SQL of POST /devices/query. Both are
-// strict subsets of the IoT Hub query language; anything outside them is
-// 400 ArgumentInvalid, so a client that builds other SQL finds out in tests.
+// This file holds the two statements built on the WHERE grammar of
+// where.go: a job's queryCondition, and the SQL of POST /devices/query
+// (over device twins or devices.jobs). Anything outside them is refused
+// with the position of the problem, so a client that builds other SQL
+// finds out in tests.
 
-type tokenKind int
-
-const (
-	tokIdent  tokenKind = iota // deviceId, tags.site, devices.jobs.jobId, keywords
-	tokString                  // 'text' with '' as an escaped quote
-	tokPunct                   // * = [ ] , ( )
-)
-
-type token struct {
-	kind tokenKind
-	text string // identifier, unescaped string, or the punctuation character
-}
-
-// keyword reports whether t is the identifier kw, case-insensitively (the
-// IoT Hub query language's keywords are case-insensitive; property names
-// are not).
-func (t token) keyword(kw string) bool { return t.kind == tokIdent && strings.EqualFold(t.text, kw) }
-
-func (t token) punct(p string) bool { return t.kind == tokPunct && t.text == p }
-
-func lex(src string) ([]token, error) {
-	var toks []token
-	for i := 0; i < len(src); {
-		c := src[i]
-		switch {
-		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
-			i++
-		case strings.IndexByte("*=[],()", c) >= 0:
-			toks = append(toks, token{tokPunct, string(c)})
-			i++
-		case c == '\'':
-			var b strings.Builder
-			i++
-			for {
-				if i >= len(src) {
-					return nil, fmt.Errorf("unterminated string literal")
-				}
-				if src[i] == '\'' {
-					if i+1 < len(src) && src[i+1] == '\'' {
-						b.WriteByte('\'')
-						i += 2
-						continue
-					}
-					i++
-					break
-				}
-				b.WriteByte(src[i])
-				i++
-			}
-			toks = append(toks, token{tokString, b.String()})
-		case isIdentByte(c, true):
-			start := i
-			for i < len(src) && isIdentByte(src[i], false) {
-				i++
-			}
-			toks = append(toks, token{tokIdent, src[start:i]})
-		default:
-			return nil, fmt.Errorf("unexpected character %q at offset %d", c, i)
-		}
-	}
-	return toks, nil
-}
-
-func isIdentByte(c byte, first bool) bool {
-	switch {
-	case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c == '_', c == '$':
-		return true
-	case c >= '0' && c <= '9', c == '.':
-		return !first
-	}
-	return false
-}
-
-// parser walks a token list; every grammar rule reports a plain error that
-// the handler turns into 400 ArgumentInvalid.
-type parser struct {
-	toks []token
-	pos  int
-}
-
-func (p *parser) done() bool { return p.pos >= len(p.toks) }
-
-func (p *parser) peek() token {
-	if p.done() {
-		return token{kind: tokPunct, text: "end of input"}
-	}
-	return p.toks[p.pos]
-}
-
-func (p *parser) next() token { t := p.peek(); p.pos++; return t }
-
-func (p *parser) expectKeyword(kw string) error {
-	if t := p.next(); !t.keyword(kw) {
-		return fmt.Errorf("expected %s, found %q", kw, t.text)
-	}
-	return nil
-}
-
-func (p *parser) expectPunct(s string) error {
-	if t := p.next(); !t.punct(s) {
-		return fmt.Errorf("expected %q, found %q", s, t.text)
-	}
-	return nil
-}
-
-func (p *parser) expectString() (string, error) {
-	t := p.next()
-	if t.kind != tokString {
-		return "", fmt.Errorf("expected a quoted string, found %q", t.text)
-	}
-	return t.text, nil
-}
-
-// condition is a parsed queryCondition: all devices, or every predicate
-// true (AND).
-type condition struct {
-	all   bool
-	preds []predicate
-}
-
-// predicate is "field = 'v'" or "field IN ['a','b']"; field is "deviceId"
-// or a tag path without its "tags." prefix.
-type predicate struct {
-	tag    string // empty: the predicate is on deviceId
-	values []string
-}
-
-// parseCondition accepts `*`, `deviceId = '…'`, `deviceId IN ['…',…]` and
-// `tags.<name> = '…'` joined by AND. Property names are case-sensitive;
-// keywords are not.
-func parseCondition(src string) (condition, error) {
-	toks, err := lex(src)
-	if err != nil {
-		return condition{}, err
-	}
-	if len(toks) == 0 {
-		return condition{}, fmt.Errorf("queryCondition is empty")
-	}
-	if len(toks) == 1 && toks[0].punct("*") {
-		return condition{all: true}, nil
-	}
-	p := &parser{toks: toks}
-	var c condition
-	for {
-		pred, err := p.conditionPredicate()
-		if err != nil {
-			return condition{}, err
-		}
-		c.preds = append(c.preds, pred)
-		if p.done() {
-			return c, nil
-		}
-		if err := p.expectKeyword("AND"); err != nil {
-			return condition{}, err
-		}
-	}
-}
-
-func (p *parser) conditionPredicate() (predicate, error) {
-	field := p.next()
-	switch {
-	case field.kind == tokIdent && field.text == "deviceId":
-		if p.peek().keyword("IN") {
-			p.next()
-			values, err := p.stringList()
-			return predicate{values: values}, err
-		}
-		if err := p.expectPunct("="); err != nil {
-			return predicate{}, err
-		}
-		v, err := p.expectString()
-		return predicate{values: []string{v}}, err
-	case field.kind == tokIdent && strings.HasPrefix(field.text, "tags.") && validPath(strings.TrimPrefix(field.text, "tags.")):
-		if err := p.expectPunct("="); err != nil {
-			return predicate{}, err
-		}
-		v, err := p.expectString()
-		return predicate{tag: strings.TrimPrefix(field.text, "tags."), values: []string{v}}, err
-	}
-	return predicate{}, fmt.Errorf("unsupported condition at %q: use deviceId = '…', deviceId IN ['…'], tags.<name> = '…' or *", field.text)
-}
-
-// stringList parses ['a', 'b', …] (at least one element).
-func (p *parser) stringList() ([]string, error) {
-	if err := p.expectPunct("["); err != nil {
-		return nil, err
-	}
-	var values []string
-	for {
-		v, err := p.expectString()
-		if err != nil {
-			return nil, err
-		}
-		values = append(values, v)
-		if p.peek().punct("]") {
-			p.next()
-			return values, nil
-		}
-		if err := p.expectPunct(","); err != nil {
-			return nil, err
-		}
-	}
-}
-
-func validPath(path string) bool {
-	for seg := range strings.SplitSeq(path, ".") {
-		if seg == "" || strings.Contains(seg, "$") {
-			return false
-		}
-	}
-	return true
-}
-
-// matches reports whether a registry device satisfies the condition.
-func (c condition) matches(d device) bool {
-	if c.all {
-		return true
-	}
-	for _, p := range c.preds {
-		v := d.id
-		if p.tag != "" {
-			var ok bool
-			if v, ok = d.tags[p.tag]; !ok {
-				return false
-			}
-		}
-		if !slices.Contains(p.values, v) {
-			return false
-		}
-	}
-	return true
-}
-
-// maxQueryLength is the documented limit of the IoT Hub query text.
+// maxQueryLength is the documented limit of a query expression, applied
+// to the query text and (unverified on real hubs) to a job's condition.
 const maxQueryLength = 8192
 
-// deviceJobsFields are the devices.jobs properties a WHERE clause may test.
-var deviceJobsFields = []string{"jobId", "deviceId", "status", "jobType"}
+// tooLong reports whether a query or condition exceeds maxQueryLength
+// characters.
+func tooLong(src string) bool { return utf8.RuneCountInString(src) > maxQueryLength }
 
-// deviceJobsQuery is a parsed SELECT * FROM devices.jobs [WHERE …]: a set of
-// required field values (AND of equalities).
-type deviceJobsQuery struct {
-	equals map[string]string
+// condition is a parsed queryCondition: all devices ("*"), or a WHERE
+// expression over twins.
+type condition struct {
+	all   bool
+	where expr
 }
 
-// parseDeviceJobsQuery accepts
-//
-//	SELECT * FROM devices.jobs [WHERE devices.jobs.<field> = '…' [AND …]]
-//
-// with <field> one of jobId, deviceId, status, jobType. Real hubs allow more
-// (any boolean condition on devices.jobs); projections, aggregates and
-// FROM devices are what the reference says never works for jobs, and the
-// simulator rejects everything outside the subset with ArgumentInvalid.
-func parseDeviceJobsQuery(src string) (deviceJobsQuery, error) {
-	if len(src) > maxQueryLength {
-		return deviceJobsQuery{}, fmt.Errorf("query is longer than %d characters", maxQueryLength)
+// parseCondition accepts "*" or a WHERE body over twins (no SELECT or
+// FROM: the reference marks a full SELECT as unverified).
+func parseCondition(src string) (condition, error) {
+	switch strings.TrimSpace(src) {
+	case "*":
+		return condition{all: true}, nil
+	case "":
+		return condition{}, &QueryError{Pos: 1, Msg: "queryCondition is empty (use * for all devices)"}
 	}
+	e, err := parseWhere(src, twinScope)
+	return condition{where: e}, err
+}
+
+func (c condition) matches(d *device) bool { return c.all || c.where.eval(d) }
+
+// queryKind is what a device query selects.
+type queryKind int
+
+const (
+	queryTwins      queryKind = iota // SELECT * FROM devices
+	queryProjection                  // SELECT deviceId, tags.x AS x FROM devices
+	queryCount                       // SELECT COUNT() AS n FROM devices
+	queryDeviceJobs                  // SELECT * FROM devices.jobs
+)
+
+// projection is one selected property and the key it comes back under.
+type projection struct {
+	path pathOperand
+	key  string
+}
+
+type devicesQuery struct {
+	kind     queryKind
+	fields   []projection
+	countKey string
+	where    expr // nil: every device or record
+}
+
+// twinRootKeys give single-segment projections the twin's own casing
+// (SELECT DeviceId returns "deviceId").
+var twinRootKeys = map[string]string{"deviceid": "deviceId", "status": "status", "connectionstate": "connectionState", "version": "version"}
+
+// deviceJobsFields are the devices.jobs properties a condition may test.
+var deviceJobsFields = []string{"jobId", "deviceId", "status", "jobType", "startTimeUtc", "endTimeUtc", "createdDateTimeUtc", "lastUpdatedDateTimeUtc"}
+
+func deviceJobsScope(path []string) string {
+	if len(path) == 3 && strings.EqualFold(path[0], "devices") && strings.EqualFold(path[1], "jobs") &&
+		slices.ContainsFunc(deviceJobsFields, func(f string) bool { return strings.EqualFold(f, path[2]) }) {
+		return ""
+	}
+	return fmt.Sprintf("unknown property %q: use devices.jobs.<%s>", strings.Join(path, "."), strings.Join(deviceJobsFields, "|"))
+}
+
+// parseDevicesQuery accepts
+//
+//	SELECT * | COUNT() [AS name] | path [AS name] {, path [AS name]}
+//	FROM devices | devices.jobs
+//	[WHERE condition]
+//
+// devices.jobs takes only SELECT * (as the docs say). GROUP BY, TOP,
+// ORDER BY and devices.modules are not modelled and are refused.
+func parseDevicesQuery(src string) (devicesQuery, error) {
 	toks, err := lex(src)
 	if err != nil {
-		return deviceJobsQuery{}, err
+		return devicesQuery{}, err
 	}
-	p := &parser{toks: toks}
+	p := &parser{src: src, toks: toks}
 	if err := p.expectKeyword("SELECT"); err != nil {
-		return deviceJobsQuery{}, err
+		return devicesQuery{}, err
 	}
-	if err := p.expectPunct("*"); err != nil {
-		return deviceJobsQuery{}, fmt.Errorf("only SELECT * is supported on devices.jobs: %w", err)
+	selectTok := p.peek()
+	q, err := p.selectList()
+	if err != nil {
+		return devicesQuery{}, err
 	}
 	if err := p.expectKeyword("FROM"); err != nil {
-		return deviceJobsQuery{}, err
+		return devicesQuery{}, err
 	}
-	if err := p.expectKeyword("devices.jobs"); err != nil {
-		return deviceJobsQuery{}, err
+	from := p.next()
+	switch {
+	case from.kind == tokPath && len(from.segs) == 1 && strings.EqualFold(from.segs[0], "devices"):
+		p.scope = twinScope
+		for _, f := range q.fields {
+			if problem := twinScope(f.path); problem != "" {
+				return devicesQuery{}, p.fail(selectTok, "%s", problem)
+			}
+		}
+	case from.kind == tokPath && len(from.segs) == 2 && strings.EqualFold(from.segs[0], "devices") && strings.EqualFold(from.segs[1], "jobs"):
+		if q.kind != queryTwins {
+			return devicesQuery{}, p.fail(selectTok, "devices.jobs supports only SELECT *")
+		}
+		q.kind, p.scope = queryDeviceJobs, deviceJobsScope
+	default:
+		return devicesQuery{}, p.fail(from, "expected devices or devices.jobs after FROM, found %s", from.describe())
 	}
-	q := deviceJobsQuery{equals: map[string]string{}}
-	if p.done() {
-		return q, nil
+	if p.peek().keyword("WHERE") {
+		p.next()
+		if q.where, err = p.where(); err != nil {
+			return devicesQuery{}, err
+		}
 	}
-	if err := p.expectKeyword("WHERE"); err != nil {
-		return deviceJobsQuery{}, err
+	if t := p.peek(); t.kind != tokEOF {
+		return devicesQuery{}, p.fail(t, "unexpected %s (GROUP BY, ORDER BY and TOP are not supported)", t.describe())
 	}
+	return q, nil
+}
+
+func (p *parser) selectList() (devicesQuery, error) {
+	switch t := p.peek(); {
+	case t.punct("*"):
+		p.next()
+		return devicesQuery{kind: queryTwins}, nil
+	case t.keyword("COUNT"):
+		p.next()
+		if err := p.expectPunct("("); err != nil {
+			return devicesQuery{}, err
+		}
+		if err := p.expectPunct(")"); err != nil {
+			return devicesQuery{}, err
+		}
+		key, err := p.alias("$1")
+		return devicesQuery{kind: queryCount, countKey: key}, err
+	}
+	q := devicesQuery{kind: queryProjection}
 	for {
-		field := p.next()
-		const prefix = "devices.jobs."
-		hasPrefix := len(field.text) > len(prefix) && strings.EqualFold(field.text[:len(prefix)], prefix)
-		name := field.text[min(len(prefix), len(field.text)):]
-		if field.kind != tokIdent || !hasPrefix || !slices.Contains(deviceJobsFields, name) {
-			return deviceJobsQuery{}, fmt.Errorf("unsupported condition at %q: use devices.jobs.<%s> = '…'", field.text, strings.Join(deviceJobsFields, "|"))
+		t := p.next()
+		if t.kind != tokPath || isReserved(t) {
+			return devicesQuery{}, p.fail(t, "expected *, COUNT() or a property, found %s", t.describe())
 		}
-		if err := p.expectPunct("="); err != nil {
-			return deviceJobsQuery{}, err
+		key := t.segs[len(t.segs)-1]
+		if k, ok := twinRootKeys[strings.ToLower(key)]; ok && len(t.segs) == 1 {
+			key = k
 		}
-		v, err := p.expectString()
+		key, err := p.alias(key)
 		if err != nil {
-			return deviceJobsQuery{}, err
+			return devicesQuery{}, err
 		}
-		if prev, dup := q.equals[name]; dup && prev != v {
-			return deviceJobsQuery{}, fmt.Errorf("conflicting conditions on %s", name)
-		}
-		q.equals[name] = v
-		if p.done() {
+		q.fields = append(q.fields, projection{path: pathOperand(t.segs), key: key})
+		if !p.peek().punct(",") {
 			return q, nil
 		}
-		if err := p.expectKeyword("AND"); err != nil {
-			return deviceJobsQuery{}, err
-		}
+		p.next()
 	}
+}
+
+// alias reads an optional "AS name", returning def without one.
+func (p *parser) alias(def string) (string, error) {
+	if !p.peek().keyword("AS") {
+		return def, nil
+	}
+	p.next()
+	t := p.next()
+	if t.kind != tokPath || len(t.segs) != 1 || isReserved(t) {
+		return "", p.fail(t, "expected a name after AS, found %s", t.describe())
+	}
+	return t.segs[0], nil
+}
+
+// requiredEquals finds a top-level conjunct `<field> = 'v'` in e, so that a
+// devices.jobs query for one job need not build every job's records.
+func requiredEquals(e expr, field string) (string, bool) {
+	switch e := e.(type) {
+	case andExpr:
+		if v, ok := requiredEquals(e.l, field); ok {
+			return v, ok
+		}
+		return requiredEquals(e.r, field)
+	case cmpExpr:
+		path, okP := e.l.(pathOperand)
+		lit, okL := e.r.(literal)
+		if !okP || !okL || e.op != "=" || !strings.EqualFold(path[len(path)-1], field) {
+			return "", false
+		}
+		v, ok := lit.v.(string)
+		return v, ok
+	}
+	return "", false
+}
+
+// recordDocument evaluates devices.jobs conditions against one record;
+// times compare as the strings the record carries.
+type recordDocument struct{ r *deviceJobRecord }
+
+func (d recordDocument) value(path []string) (any, bool) {
+	switch strings.ToLower(path[2]) {
+	case "jobid":
+		return d.r.JobID, true
+	case "deviceid":
+		return d.r.DeviceID, true
+	case "status":
+		return d.r.Status, true
+	case "jobtype":
+		return d.r.JobType, true
+	case "starttimeutc":
+		return zonelessString(d.r.StartTimeUtc), true
+	case "endtimeutc":
+		return zonelessString(d.r.EndTimeUtc), true
+	case "createddatetimeutc":
+		return hubTimeString(d.r.CreatedDateTimeUtc), true
+	case "lastupdateddatetimeutc":
+		return hubTimeString(d.r.LastUpdatedDateTimeUtc), true
+	}
+	return nil, false
 }

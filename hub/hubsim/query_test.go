@@ -7,124 +7,59 @@ import (
 	"testing"
 )
 
-func TestQueryConditionGrammar(t *testing.T) {
-	registry := []device{
-		{id: "d1", tags: map[string]string{"site": "paris", "ring": "canary"}},
-		{id: "d2", tags: map[string]string{"site": "paris", "ring": "broad"}},
-		{id: "d3", tags: map[string]string{"site": "lyon", "ring": "broad"}},
-		{id: "it's", tags: map[string]string{"site": "o'hare"}},
-	}
-	accepted := []struct {
-		cond string
-		want []string
-	}{
-		{"*", []string{"d1", "d2", "d3", "it's"}},
-		{"  *  ", []string{"d1", "d2", "d3", "it's"}},
-		{"deviceId = 'd1'", []string{"d1"}},
-		{"deviceId='d2'", []string{"d2"}},
-		{"deviceId = 'it''s'", []string{"it's"}},
-		{"deviceId = 'D1'", nil}, // device ids are case-sensitive
-		{"deviceId IN ['d1','d3']", []string{"d1", "d3"}},
-		{"deviceId in [ 'd1' , 'nope' ]", []string{"d1"}},
-		{"tags.site = 'paris'", []string{"d1", "d2"}},
-		{"tags.site = 'o''hare'", []string{"it's"}},
-		{"tags.site = 'paris' AND tags.ring = 'broad'", []string{"d2"}},
-		{"tags.site = 'paris' and deviceId IN ['d1','d3']", []string{"d1"}},
-		{"tags.missing = 'x'", nil},
-		{"tags.a.b = 'x'", nil},
-	}
-	for _, tt := range accepted {
-		c, err := parseCondition(tt.cond)
-		if err != nil {
-			t.Errorf("parseCondition(%q): %v", tt.cond, err)
-			continue
-		}
-		var got []string
-		for _, d := range registry {
-			if c.matches(d) {
-				got = append(got, d.id)
-			}
-		}
-		if !reflect.DeepEqual(got, tt.want) {
-			t.Errorf("%q matches %v, want %v", tt.cond, got, tt.want)
-		}
-	}
-	rejected := []string{
-		"",
-		"   ",
-		"* AND deviceId = 'd1'",
-		"deviceId = d1",
-		`deviceId = "d1"`,
-		"deviceId = 'd1",
-		"deviceId == 'd1'",
-		"deviceId != 'd1'",
-		"deviceId = 'd1' OR deviceId = 'd2'",
-		"deviceId = 'd1' AND",
-		"deviceId IN []",
-		"deviceId IN ('d1','d2')",
-		"deviceId IN ['d1' 'd2']",
-		"DeviceId = 'd1'",
-		"tags = 'x'",
-		"tags.site = 5",
-		"tags.site IN ['paris']",
-		"tags..site = 'x'",
-		"properties.reported.fw = '1.0'",
-		"SELECT * FROM devices WHERE deviceId = 'd1'",
-		"NOT deviceId = 'd1'",
-		"deviceId = 'd1'; DROP",
-	}
-	for _, cond := range rejected {
-		if _, err := parseCondition(cond); err == nil {
-			t.Errorf("parseCondition(%q) accepted, want an error", cond)
-		}
-	}
-}
-
 func TestDeviceJobsQueryGrammar(t *testing.T) {
+	jobRecord := deviceJobRecord{JobID: "it's", DeviceID: "d1", Status: "failed", JobType: "scheduleUpdateTwin",
+		CreatedDateTimeUtc: hubTime(testStart), StartTimeUtc: zonelessTime(testStart)}
 	accepted := []struct {
-		sql  string
-		want map[string]string
+		sql   string
+		match bool
 	}{
-		{"SELECT * FROM devices.jobs WHERE devices.jobs.jobId = 'j1'", map[string]string{"jobId": "j1"}},
-		{"select * from devices.jobs where devices.jobs.jobId='j1'", map[string]string{"jobId": "j1"}},
-		{"SELECT * FROM devices.jobs WHERE devices.jobs.jobId = 'it''s'", map[string]string{"jobId": "it's"}},
-		{"SELECT * FROM devices.jobs WHERE devices.jobs.jobId = 'a''''b'", map[string]string{"jobId": "a''b"}},
-		{"SELECT * FROM devices.jobs WHERE devices.jobs.jobId = 'j1' AND devices.jobs.status = 'failed'", map[string]string{"jobId": "j1", "status": "failed"}},
-		{"SELECT * FROM devices.jobs WHERE devices.jobs.deviceId = 'd1' AND devices.jobs.jobType = 'scheduleUpdateTwin'", map[string]string{"deviceId": "d1", "jobType": "scheduleUpdateTwin"}},
-		{"SELECT * FROM devices.jobs", map[string]string{}},
-		{"SELECT *\n  FROM devices.jobs\n  WHERE devices.jobs.jobId = 'j1'", map[string]string{"jobId": "j1"}},
+		{"SELECT * FROM devices.jobs WHERE devices.jobs.jobId = 'j1'", false},
+		{`select * from devices.jobs where devices.jobs.jobId='it\'s'`, true},
+		{`SELECT * FROM devices.jobs WHERE devices.jobs.jobId = "it's" AND devices.jobs.status = 'failed'`, true},
+		{"SELECT * FROM devices.jobs WHERE devices.jobs.deviceId = 'd1' AND devices.jobs.jobType = 'scheduleDeviceMethod'", false},
+		{"SELECT * FROM devices.jobs WHERE devices.jobs.status = 'completed' OR devices.jobs.status = 'failed'", true},
+		{"SELECT * FROM devices.jobs WHERE DEVICES.JOBS.STATUS IN ['failed']", true},
+		{"SELECT * FROM devices.jobs WHERE devices.jobs.createdDateTimeUtc > '2029-12-31'", true},
+		{"SELECT * FROM devices.jobs WHERE devices.jobs.startTimeUtc < '2030-01-01T08:00:00.0000000'", false},
+		{"SELECT * FROM devices.jobs", true},
+		{"SELECT *\n  FROM devices.jobs\n  WHERE NOT devices.jobs.jobId = 'j1'", true},
 	}
 	for _, tt := range accepted {
-		q, err := parseDeviceJobsQuery(tt.sql)
+		q, err := parseDevicesQuery(tt.sql)
 		if err != nil {
-			t.Errorf("parseDeviceJobsQuery(%q): %v", tt.sql, err)
+			t.Errorf("parseDevicesQuery(%q): %v", tt.sql, err)
 			continue
 		}
-		if !reflect.DeepEqual(q.equals, tt.want) {
-			t.Errorf("%q parsed as %v, want %v", tt.sql, q.equals, tt.want)
+		if q.kind != queryDeviceJobs {
+			t.Errorf("%q parsed as kind %d", tt.sql, q.kind)
+		}
+		if got := q.where == nil || q.where.eval(recordDocument{&jobRecord}); got != tt.match {
+			t.Errorf("%q matches the record: %v, want %v", tt.sql, got, tt.match)
 		}
 	}
 	rejected := []string{
 		"",
 		"SELECT deviceId FROM devices.jobs WHERE devices.jobs.jobId = 'j1'",
 		"SELECT COUNT() FROM devices.jobs",
-		"SELECT * FROM devices WHERE deviceId = 'd1'",
+		"SELECT * FROM devices.jobs WHERE deviceId = 'd1'",
+		"SELECT * FROM devices.modules",
 		"SELECT * FROM devices.jobs WHERE devices.jobs.jobId = 'j1' OR 1 = 1",
-		"SELECT * FROM devices.jobs WHERE devices.jobs.jobId = 'j1' OR devices.jobs.jobId = 'j2'",
 		"SELECT * FROM devices.jobs WHERE devices.jobs.jobId = 'it's'",
+		"SELECT * FROM devices.jobs WHERE devices.jobs.jobId = 'it''s'",
 		"SELECT * FROM devices.jobs WHERE devices.jobs.jobId = j1",
 		"SELECT * FROM devices.jobs WHERE jobId = 'j1'",
 		"SELECT * FROM devices.jobs WHERE devices.jobs.createdTimeUtc > '2016-09-01'",
-		"SELECT * FROM devices.jobs WHERE devices.jobs.jobId = 'j1' AND devices.jobs.jobId = 'j2'",
+		"SELECT * FROM devices.jobs WHERE devices.jobs.outcome = 'x'",
 		"SELECT * FROM devices.jobs WHERE",
 		"SELECT * FROM devices.jobs WHERE devices.jobs.jobId = 'j1' AND",
 		"SELECT * FROM devices.jobs WHERE devices.jobs.jobId = 'j1' ORDER BY devices.jobs.deviceId",
 		"SELECT * FROM devices.jobs WHERE devices.jobs.jobId = 'j1' -- comment",
-		"SELECT * FROM devices.jobs WHERE devices.jobs.jobId = 'x" + string(make([]byte, maxQueryLength)) + "'",
+		"SELECT * FROM devices.jobs GROUP BY devices.jobs.status",
 	}
 	for _, sql := range rejected {
-		if _, err := parseDeviceJobsQuery(sql); err == nil {
-			t.Errorf("parseDeviceJobsQuery(%q) accepted, want an error", sql)
+		if _, err := parseDevicesQuery(sql); err == nil {
+			t.Errorf("parseDevicesQuery(%q) accepted, want an error", sql)
 		}
 	}
 }
@@ -133,7 +68,7 @@ func TestDeviceJobsQueryGrammar(t *testing.T) {
 // ArgumentInvalid, accepted ones target the registry's devices.
 func TestQueryGrammarOnTheWire(t *testing.T) {
 	h := newHarness(t, Options{Devices: 12})
-	for _, cond := range []string{"deviceId = dev-0001", "tags.ring IN ['x']", "deviceId = 'a' OR deviceId = 'b'"} {
+	for _, cond := range []string{"deviceId = dev-0001", "tags.ring IN ('x')", "deviceId = 'a''b'", "SELECT * FROM devices"} {
 		r := h.do(http.MethodPut, "/jobs/v2/bad", methodJob("bad", cond))
 		wantError(t, r, http.StatusBadRequest, "ArgumentInvalid", "Invalid queryCondition")
 	}
@@ -151,7 +86,7 @@ func TestQueryGrammarOnTheWire(t *testing.T) {
 	if got := stats(t, h.get("by-tag"))["deviceCount"]; got != want {
 		t.Errorf("deviceCount = %d, want %d", got, want)
 	}
-	for _, sql := range []string{"SELECT * FROM devices", "SELECT deviceId FROM devices.jobs", "SELECT * FROM devices.jobs WHERE devices.jobs.jobId = 'pick' OR 1=1"} {
+	for _, sql := range []string{"SELECT * FROM devices.modules", "SELECT deviceId FROM devices.jobs", "SELECT * FROM devices.jobs WHERE devices.jobs.jobId = 'pick' OR 1=1"} {
 		r := h.do(http.MethodPost, "/devices/query", `{"query":`+quoteJSON(sql)+`}`)
 		wantError(t, r, http.StatusBadRequest, "ArgumentInvalid", "Invalid query")
 	}
@@ -161,24 +96,24 @@ func TestQueryGrammarOnTheWire(t *testing.T) {
 }
 
 func TestRegistryIsDeterministic(t *testing.T) {
-	a, b, c := newRegistry(300, 7), newRegistry(300, 7), newRegistry(300, 8)
+	a, b, c := generateRegistry(300, 7), generateRegistry(300, 7), generateRegistry(300, 8)
 	if !reflect.DeepEqual(a, b) {
 		t.Fatal("same seed, different registries")
 	}
 	if reflect.DeepEqual(a, c) {
 		t.Fatal("different seeds, same registry")
 	}
-	if a[0].id != "dev-0001" || a[299].id != "dev-0300" {
-		t.Errorf("ids %s … %s", a[0].id, a[299].id)
+	if a[0].DeviceID != "dev-0001" || a[299].DeviceID != "dev-0300" {
+		t.Errorf("ids %s … %s", a[0].DeviceID, a[299].DeviceID)
 	}
-	if got := newRegistry(12000, 1)[11999].id; got != "dev-12000" {
+	if got := generateRegistry(12000, 1)[11999].DeviceID; got != "dev-12000" {
 		t.Errorf("id width for large fleets: %s", got)
 	}
 	rings := map[string]int{}
-	for _, d := range newRegistry(1500, 1) {
-		rings[d.tags["ring"]]++
-		if !slices.Contains(tagSites, d.tags["site"]) || !slices.Contains(tagModels, d.tags["model"]) {
-			t.Fatalf("device %s has tags %v", d.id, d.tags)
+	for _, d := range generateRegistry(1500, 1) {
+		rings[d.Tags["ring"].(string)]++
+		if !slices.Contains(tagSites, d.Tags["site"].(string)) || !slices.Contains(tagModels, d.Tags["model"].(string)) {
+			t.Fatalf("device %s has tags %v", d.DeviceID, d.Tags)
 		}
 	}
 	if rings["canary"] < 30 || rings["canary"] > 120 || rings["broad"] < 1000 {

@@ -35,15 +35,23 @@ const (
 
 // Options configure a Sim (the `hubjobs hubsim` flags map onto them).
 type Options struct {
-	Hostname        string        // e.g. sim-hub.azure-devices.net; the SAS sr must name it
-	Key             []byte        // iothubowner key (random when nil)
-	Devices         int           // registry size, with tags (default 1500)
-	DeviceRate      float64       // devices processed per second per running job (default 5)
-	FailureRate     float64       // share of devices that fail (0..1; default 0)
-	MaxActiveJobs   int           // unfinished jobs before 429 ThrottlingMaxActiveJobCountExceeded (default 10)
-	JobOpsPerMinute int           // jobs-operations token bucket before 429 ThrottlingException (0 = unlimited)
-	Retention       time.Duration // default 30 days
-	Clock           Clock         // default wall clock
+	Hostname        string  // e.g. sim-hub.azure-devices.net; the SAS sr must name it
+	Key             []byte  // iothubowner key (random when nil)
+	Devices         int     // generated registry size, with tags (default 1500); ignored with Registry
+	DeviceRate      float64 // devices processed per second per running job (default 5)
+	FailureRate     float64 // share of devices that fail (0..1; default 0)
+	MaxActiveJobs   int     // unfinished jobs before 429 ThrottlingMaxActiveJobCountExceeded (default 10)
+	JobOpsPerMinute int     // jobs-operations token bucket before 429 ThrottlingException (0 = unlimited)
+	// QueriesPerMinute is the POST /devices/query token bucket before 429
+	// ThrottlingException (0 = unlimited; real hubs: 20/min/unit on S1/S2).
+	QueriesPerMinute int
+	Retention        time.Duration // default 30 days
+	Clock            Clock         // default wall clock
+
+	// Registry, when set, replaces the generated registry: these devices,
+	// in this order, with their tags, reported properties and behaviour.
+	// New panics unless ValidateRegistry accepts it (LoadRegistry does).
+	Registry []Device
 
 	// Seed decides registry tags and which devices fail; the same seed and
 	// clock give the same hub.
@@ -88,7 +96,8 @@ type Sim struct {
 	mu           sync.Mutex
 	jobs         map[string]*job
 	importExport map[string]bool
-	bucket       tokenBucket
+	bucket       tokenBucket // jobs operations
+	queryBucket  tokenBucket // POST /devices/query
 	calls        map[Op]int
 	faults       []*injectedFault
 
@@ -133,13 +142,21 @@ func New(o Options) *Sim {
 	if o.CancelRefusedStatus == 0 {
 		o.CancelRefusedStatus = DefaultCancelRefusedStatus
 	}
+	entries := o.Registry
+	if entries == nil {
+		entries = generateRegistry(o.Devices, o.Seed)
+	} else if err := ValidateRegistry(entries); err != nil {
+		panic("hubsim: Options.Registry: " + err.Error())
+	}
+	now := o.Clock.Now()
 	return &Sim{
 		opts:         o,
 		clock:        o.Clock,
-		registry:     newRegistry(o.Devices, o.Seed),
+		registry:     newDevices(entries, now),
 		jobs:         map[string]*job{},
 		importExport: map[string]bool{},
-		bucket:       newTokenBucket(o.JobOpsPerMinute, o.Clock.Now()),
+		bucket:       newTokenBucket(o.JobOpsPerMinute, now),
+		queryBucket:  newTokenBucket(o.QueriesPerMinute, now),
 		calls:        map[Op]int{},
 		closed:       make(chan struct{}),
 	}
@@ -192,6 +209,7 @@ type route struct {
 	methodOK bool
 	allow    string // methods the path supports
 	isJobsOp bool   // counts against the jobs-operations throttle
+	isQuery  bool   // counts against the queries throttle
 }
 
 func routeOf(r *http.Request) route {
@@ -205,7 +223,7 @@ func routeOf(r *http.Request) route {
 	}
 	switch {
 	case len(segs) == 2 && segs[0] == "devices" && segs[1] == "query":
-		return route{op: OpQueryDevices, methodOK: r.Method == http.MethodPost, allow: "POST"}
+		return route{op: OpQueryDevices, methodOK: r.Method == http.MethodPost, allow: "POST", isQuery: true}
 	case len(segs) < 3 || segs[0] != "jobs" || segs[1] != "v2" || id == "":
 		return route{op: OpOther}
 	case len(segs) == 3 && segs[2] == "query":
@@ -264,7 +282,8 @@ const lengthRequiredPage = `<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 4.01//EN""ht
 var supportedAPIVersions = map[string]bool{"2021-04-12": true, "2020-09-30": true, "2024-03-31": true}
 
 // serve runs the checks every request passes, in this order: route, method,
-// api-version, credentials, jobs-operations throttle; then the operation.
+// api-version, credentials, jobs-operations or queries throttle; then it
+// brings the twins up to date (settle) and runs the operation.
 func (s *Sim) serve(r *http.Request, rt route) reply {
 	switch {
 	case rt.op == OpOther:
@@ -280,17 +299,12 @@ func (s *Sim) serve(r *http.Request, rt route) reply {
 	if err := s.verifyAuthorization(r.Header.Get("Authorization"), now); err != nil {
 		return fail(newHubError(codeUnauthorizedAccess, "Unauthorized"))
 	}
-	if rt.isJobsOp {
-		s.mu.Lock()
-		ok, wait := s.bucket.take(now)
-		s.mu.Unlock()
-		if !ok {
-			e := newHubError(codeThrottling, "Throttling limit exceeded: jobs operations are limited to %d per minute.", s.opts.JobOpsPerMinute)
-			e.format = formatB
-			e.retryAfter = strconv.Itoa(max(1, int(math.Ceil(wait.Seconds()))))
-			return fail(e)
-		}
+	if e := s.throttle(rt, now); e != nil {
+		return fail(e)
 	}
+	s.mu.Lock()
+	s.settle(now)
+	s.mu.Unlock()
 	switch rt.op {
 	case OpCreateJob:
 		return s.createJob(r, rt.id, now)
@@ -303,6 +317,29 @@ func (s *Sim) serve(r *http.Request, rt route) reply {
 	default:
 		return s.queryDevices(r, now)
 	}
+}
+
+// throttle takes a token from the bucket the route counts against and
+// answers 429 ThrottlingException (format B, with Retry-After) when none
+// is left.
+func (s *Sim) throttle(rt route, now time.Time) *hubError {
+	bucket, what, limit := &s.bucket, "jobs operations", s.opts.JobOpsPerMinute
+	switch {
+	case rt.isQuery:
+		bucket, what, limit = &s.queryBucket, "queries", s.opts.QueriesPerMinute
+	case !rt.isJobsOp:
+		return nil
+	}
+	s.mu.Lock()
+	ok, wait := bucket.take(now)
+	s.mu.Unlock()
+	if ok {
+		return nil
+	}
+	e := newHubError(codeThrottling, "Throttling limit exceeded: %s are limited to %d per minute.", what, limit)
+	e.format = formatB
+	e.retryAfter = strconv.Itoa(max(1, int(math.Ceil(wait.Seconds()))))
+	return e
 }
 
 // reply is an operation's answer before it is written.

@@ -44,8 +44,10 @@ var (
 // hubTime marshals like .NET's round-trip format: 7 fractional digits and Z.
 type hubTime time.Time
 
-func (t hubTime) MarshalJSON() ([]byte, error) {
-	return []byte(`"` + time.Time(t).UTC().Format("2006-01-02T15:04:05.0000000Z") + `"`), nil
+func (t hubTime) MarshalJSON() ([]byte, error) { return []byte(`"` + hubTimeString(t) + `"`), nil }
+
+func hubTimeString(t hubTime) string {
+	return time.Time(t).UTC().Format("2006-01-02T15:04:05.0000000Z")
 }
 
 // zonelessTime marshals without a zone designator, as the devices.jobs
@@ -56,11 +58,15 @@ func (t hubTime) MarshalJSON() ([]byte, error) {
 type zonelessTime time.Time
 
 func (t zonelessTime) MarshalJSON() ([]byte, error) {
+	return []byte(`"` + zonelessString(t) + `"`), nil
+}
+
+func zonelessString(t zonelessTime) string {
 	tt := time.Time(t)
 	if tt.IsZero() {
-		return []byte(`"0001-01-01T00:00:00"`), nil
+		return "0001-01-01T00:00:00"
 	}
-	return []byte(`"` + tt.UTC().Format("2006-01-02T15:04:05.0000000") + `"`), nil
+	return tt.UTC().Format("2006-01-02T15:04:05.0000000")
 }
 
 // createResponse is PUT /jobs/v2/{id}'s minimal body, recorded from a real hub.
