@@ -10,15 +10,18 @@ import (
 type Role string
 
 const (
-	RoleViewer   Role = "viewer"   // read jobs
-	RoleOperator Role = "operator" // viewer + cancel
+	RoleViewer   Role = "viewer"   // read jobs and rollouts
+	RoleOperator Role = "operator" // viewer + cancel jobs + halt rollouts
+	RoleAuthor   Role = "author"   // viewer + create jobs and rollouts
+	RoleApprover Role = "approver" // viewer + approve a rollout's gated wave (never their own)
 	RoleAuditor  Role = "auditor"  // read the audit trail
 	RoleAdmin    Role = "admin"    // all
 )
 
 // knownRoles lists every portal role in a stable order (used for
-// validation, for the "no access" page and for compact storage).
-var knownRoles = []Role{RoleViewer, RoleOperator, RoleAuditor, RoleAdmin}
+// validation, for the "no access" page and for compact storage). Sessions
+// store role names, not positions, so the order can grow.
+var knownRoles = []Role{RoleViewer, RoleOperator, RoleAuthor, RoleApprover, RoleAuditor, RoleAdmin}
 
 func (r Role) known() bool { return slices.Contains(knownRoles, r) }
 
@@ -32,7 +35,10 @@ type User struct {
 	IssuedAt        time.Time
 }
 
-// Can reports whether the user holds role r (admin implies all; operator implies viewer).
+// Can reports whether the user holds role r: admin implies all; operator,
+// author and approver each imply viewer (acting on jobs means seeing them).
+// Rules that depend on the object, such as never approving one's own
+// rollout, belong to the code that knows the object.
 func (u *User) Can(r Role) bool {
 	if u == nil {
 		return false
@@ -41,7 +47,7 @@ func (u *User) Can(r Role) bool {
 		switch {
 		case held == r, held == RoleAdmin:
 			return true
-		case held == RoleOperator && r == RoleViewer:
+		case r == RoleViewer && (held == RoleOperator || held == RoleAuthor || held == RoleApprover):
 			return true
 		}
 	}
