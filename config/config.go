@@ -170,10 +170,10 @@ type Secret []byte
 
 const redacted = "[redacted]"
 
-func (Secret) String() string                 { return redacted }
-func (Secret) GoString() string               { return redacted }
-func (Secret) LogValue() slog.Value           { return slog.StringValue(redacted) }
-func (Secret) MarshalText() ([]byte, error)   { return []byte(redacted), nil }
+func (Secret) String() string               { return redacted }
+func (Secret) GoString() string             { return redacted }
+func (Secret) LogValue() slog.Value         { return slog.StringValue(redacted) }
+func (Secret) MarshalText() ([]byte, error) { return []byte(redacted), nil }
 
 // Error is every problem a configuration has, one per line.
 type Error struct {

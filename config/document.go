@@ -6,17 +6,17 @@ import "time"
 // walker in load.go fills. validate.go turns it into a Config. Audit, Server
 // and Rollouts need no conversion, so the document uses the typed structs.
 type document struct {
-	Listen         string      `yaml:"listen"`
-	PublicURL      string      `yaml:"public_url"`
-	TrustedProxies []string    `yaml:"trusted_proxies"`
-	Session        docSession  `yaml:"session"`
-	OIDC           docOIDC     `yaml:"oidc"`
-	Hubs           []docHub    `yaml:"hubs"`
-	Audit          Audit       `yaml:"audit"`
-	Log            docLog      `yaml:"log"`
-	Server         Server      `yaml:"server"`
-	Rollouts       Rollouts    `yaml:"rollouts"`
-	Notify         docNotify   `yaml:"notify"`
+	Listen         string     `yaml:"listen"`
+	PublicURL      string     `yaml:"public_url"`
+	TrustedProxies []string   `yaml:"trusted_proxies"`
+	Session        docSession `yaml:"session"`
+	OIDC           docOIDC    `yaml:"oidc"`
+	Hubs           []docHub   `yaml:"hubs"`
+	Audit          Audit      `yaml:"audit"`
+	Log            docLog     `yaml:"log"`
+	Server         Server     `yaml:"server"`
+	Rollouts       Rollouts   `yaml:"rollouts"`
+	Notify         docNotify  `yaml:"notify"`
 }
 
 type docSession struct {

@@ -199,4 +199,3 @@ func TestConfigEnvOverrideSkipsFileExpansion(t *testing.T) {
 		t.Errorf("client_secret = %q; env values must be taken literally", cfg.OIDC.ClientSecret)
 	}
 }
-
