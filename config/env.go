@@ -16,7 +16,9 @@ import (
 // Override values are taken literally (no ${} expansion), so a secret with a
 // $ in it needs no escaping; an empty variable counts as unset.
 
-const envPrefix = "HUBJOBS"
+// EnvPrefix starts every override variable; other commands (healthcheck)
+// read HUBJOBS_LISTEN by the same name.
+const EnvPrefix = "HUBJOBS"
 
 // envKey is the variable of key under prefix; "" when prefix is "" (an
 // entry whose name cannot be part of a variable name has no overrides).

@@ -33,7 +33,7 @@ func Parse(data []byte, getenv func(string) string) (*Config, error) {
 	}
 	doc := defaultDocument()
 	d := &decoder{getenv: getenv}
-	d.decodeStruct(root, reflect.ValueOf(&doc).Elem(), "", envPrefix)
+	d.decodeStruct(root, reflect.ValueOf(&doc).Elem(), "", EnvPrefix)
 	cfg := d.validate(&doc)
 	if err := d.err(); err != nil {
 		return nil, err
@@ -59,7 +59,7 @@ func AuditDatabase(path string, getenv func(string) string) (string, error) {
 	db := DefaultDatabase
 	node := d.child(root, "", "audit")
 	node = d.child(node, "audit", "database")
-	d.decodeValue(node, reflect.ValueOf(&db).Elem(), "audit.database", envPrefix+"_AUDIT_DATABASE")
+	d.decodeValue(node, reflect.ValueOf(&db).Elem(), "audit.database", EnvPrefix+"_AUDIT_DATABASE")
 	d.checkDatabase(db)
 	return db, d.err()
 }
