@@ -23,8 +23,6 @@ const (
 // store role names, not positions, so the order can grow.
 var knownRoles = []Role{RoleViewer, RoleOperator, RoleAuthor, RoleApprover, RoleAuditor, RoleAdmin}
 
-func (r Role) known() bool { return slices.Contains(knownRoles, r) }
-
 // User is the signed-in person, rebuilt from the session cookie on each request.
 type User struct {
 	Issuer, Subject string
@@ -100,12 +98,13 @@ func lookupClaim(claims map[string]any, path string) (any, bool) {
 // mapRoles turns claim values into portal roles through the configured map.
 // Matching is exact and case-sensitive: Entra app-role values are
 // case-sensitive, and folding case would let a differently cased group in a
-// less controlled directory grant a role. Deny by default: no match, no role.
+// less controlled directory grant a role. Deny by default: no match, no role;
+// only known roles are granted, and a blank value in the map matches nothing.
 func mapRoles(values []string, roleMap map[Role][]string) []Role {
 	var roles []Role
 	for _, r := range knownRoles {
 		for _, want := range roleMap[r] {
-			if slices.Contains(values, want) {
+			if want != "" && slices.Contains(values, want) {
 				roles = append(roles, r)
 				break
 			}
