@@ -39,7 +39,7 @@ type Event struct {
 	Request *http.Request
 }
 
-// Event actions (design.md "Audit entry").
+// Event actions, as the audit trail records them (audit/README.md).
 const (
 	ActionLogin       = "auth.login"
 	ActionLoginFailed = "auth.login_failed"
