@@ -10,17 +10,18 @@ import (
 type Role string
 
 const (
-	RoleViewer   Role = "viewer"   // read jobs
-	RoleOperator Role = "operator" // viewer + cancel
+	RoleViewer   Role = "viewer"   // read jobs and rollouts
+	RoleOperator Role = "operator" // viewer + cancel jobs + halt rollouts
+	RoleAuthor   Role = "author"   // viewer + create jobs and rollouts
+	RoleApprover Role = "approver" // viewer + approve a rollout's gated wave (never their own)
 	RoleAuditor  Role = "auditor"  // read the audit trail
 	RoleAdmin    Role = "admin"    // all
 )
 
 // knownRoles lists every portal role in a stable order (used for
-// validation, for the "no access" page and for compact storage).
-var knownRoles = []Role{RoleViewer, RoleOperator, RoleAuditor, RoleAdmin}
-
-func (r Role) known() bool { return slices.Contains(knownRoles, r) }
+// validation, for the "no access" page and for compact storage). Sessions
+// store role names, not positions, so the order can grow.
+var knownRoles = []Role{RoleViewer, RoleOperator, RoleAuthor, RoleApprover, RoleAuditor, RoleAdmin}
 
 // User is the signed-in person, rebuilt from the session cookie on each request.
 type User struct {
@@ -32,7 +33,10 @@ type User struct {
 	IssuedAt        time.Time
 }
 
-// Can reports whether the user holds role r (admin implies all; operator implies viewer).
+// Can reports whether the user holds role r: admin implies all; operator,
+// author and approver each imply viewer (acting on jobs means seeing them).
+// Rules that depend on the object, such as never approving one's own
+// rollout, belong to the code that knows the object.
 func (u *User) Can(r Role) bool {
 	if u == nil {
 		return false
@@ -41,7 +45,7 @@ func (u *User) Can(r Role) bool {
 		switch {
 		case held == r, held == RoleAdmin:
 			return true
-		case held == RoleOperator && r == RoleViewer:
+		case r == RoleViewer && (held == RoleOperator || held == RoleAuthor || held == RoleApprover):
 			return true
 		}
 	}
@@ -94,12 +98,13 @@ func lookupClaim(claims map[string]any, path string) (any, bool) {
 // mapRoles turns claim values into portal roles through the configured map.
 // Matching is exact and case-sensitive: Entra app-role values are
 // case-sensitive, and folding case would let a differently cased group in a
-// less controlled directory grant a role. Deny by default: no match, no role.
+// less controlled directory grant a role. Deny by default: no match, no role;
+// only known roles are granted, and a blank value in the map matches nothing.
 func mapRoles(values []string, roleMap map[Role][]string) []Role {
 	var roles []Role
 	for _, r := range knownRoles {
 		for _, want := range roleMap[r] {
-			if slices.Contains(values, want) {
+			if want != "" && slices.Contains(values, want) {
 				roles = append(roles, r)
 				break
 			}

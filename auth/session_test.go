@@ -339,8 +339,11 @@ func TestUser_Can(t *testing.T) {
 		{nil, map[Role]bool{}},
 		{[]Role{RoleViewer}, map[Role]bool{RoleViewer: true}},
 		{[]Role{RoleOperator}, map[Role]bool{RoleViewer: true, RoleOperator: true}},
+		{[]Role{RoleAuthor}, map[Role]bool{RoleViewer: true, RoleAuthor: true}},
+		{[]Role{RoleApprover}, map[Role]bool{RoleViewer: true, RoleApprover: true}},
+		{[]Role{RoleAuthor, RoleApprover}, map[Role]bool{RoleViewer: true, RoleAuthor: true, RoleApprover: true}},
 		{[]Role{RoleAuditor}, map[Role]bool{RoleAuditor: true}},
-		{[]Role{RoleAdmin}, map[Role]bool{RoleViewer: true, RoleOperator: true, RoleAuditor: true, RoleAdmin: true}},
+		{[]Role{RoleAdmin}, map[Role]bool{RoleViewer: true, RoleOperator: true, RoleAuthor: true, RoleApprover: true, RoleAuditor: true, RoleAdmin: true}},
 	}
 	for _, tc := range tests {
 		u := &User{Roles: tc.held}

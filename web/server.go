@@ -30,7 +30,7 @@ var pageAssets = views.Assets{CSS: static.URL("app.css"), HTMX: static.URL("htmx
 
 // Hub is one configured hub.
 type Hub struct {
-	Name             string // URL segment, [a-z0-9-]{1,32}
+	Name             string // URL segment satisfying hub.ValidHubName (package config checked it)
 	Client           *hub.Client
 	Operators        []string // optional: roles-claim values allowed to cancel here
 	JobsOpsPerMinute int      // client-side budget under the hub's throttle
@@ -68,7 +68,9 @@ type Server struct {
 }
 
 // New assembles the portal. It fails on a configuration the portal cannot
-// serve safely (no auth, no audit store, bad or duplicate hub names).
+// serve safely: no auth, no audit store, a hub without a client, or two hubs
+// of one name (the second would silently take over the first's URLs and
+// operator narrowing). Hub names themselves are package config's to check.
 func New(d Deps) (*Server, error) {
 	var errs []error
 	if d.Auth == nil {
@@ -90,9 +92,6 @@ func New(d Deps) (*Server, error) {
 	hubs := make([]handlers.Hub, 0, len(d.Hubs))
 	for _, h := range d.Hubs {
 		switch {
-		case !handlers.ValidHubName(h.Name):
-			errs = append(errs, fmt.Errorf("web: hub name %q: use 1 to 32 lowercase letters, digits or dashes", h.Name))
-			continue
 		case seen[h.Name]:
 			errs = append(errs, fmt.Errorf("web: hub %q is configured twice", h.Name))
 			continue

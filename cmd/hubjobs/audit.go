@@ -3,20 +3,27 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"time"
 
 	"github.com/hubjobs/hubjobs/audit"
+	"github.com/hubjobs/hubjobs/config"
 )
 
 const auditUsage = `usage:
-  hubjobs audit verify --config FILE
-  hubjobs audit export --config FILE [--format csv|jsonl] [--since RFC3339]`
+  hubjobs audit verify (--config FILE | --database URL)
+  hubjobs audit export (--config FILE | --database URL) [--format csv|jsonl] [--since RFC3339]
+
+--database takes the URL audit.database would hold (sqlite:///path.db or
+postgres://user@host/db); with --config only audit.database is read.`
 
 // runAudit is `hubjobs audit verify|export`: the trail checked or exported
-// straight from audit.database, with or without a portal running (SQLite
-// waits on its busy timeout; appends keep going meanwhile).
+// straight from its database, with or without a portal running (SQLite
+// waits on its busy timeout; appends keep going meanwhile). Neither needs
+// the portal's secrets: an auditor on a bastion host has the database URL,
+// or a copy of the config whose ${VARS} for secrets are unset there.
 func runAudit(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		return &usageError{auditUsage}
@@ -34,11 +41,11 @@ func runAudit(ctx context.Context, args []string, getenv func(string) string, st
 // anchor elsewhere) or fails with exit 1 and the first bad entry.
 func runAuditVerify(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	fs := newFlagSet("audit verify")
-	configPath := fs.String("config", "", "config file (reads audit.database)")
+	source := auditSourceFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	store, err := openAuditStore(ctx, "audit verify", *configPath, getenv)
+	store, err := source.open(ctx, "audit verify", getenv)
 	if err != nil {
 		return err
 	}
@@ -60,7 +67,7 @@ func runAuditVerify(ctx context.Context, args []string, getenv func(string) stri
 
 func runAuditExport(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	fs := newFlagSet("audit export")
-	configPath := fs.String("config", "", "config file (reads audit.database)")
+	source := auditSourceFlags(fs)
 	format := fs.String("format", "jsonl", "csv or jsonl (jsonl is the form to recompute hashes from)")
 	sinceFlag := fs.String("since", "", "only entries at or after this RFC 3339 time")
 	if err := parseFlags(fs, args); err != nil {
@@ -76,7 +83,7 @@ func runAuditExport(ctx context.Context, args []string, getenv func(string) stri
 			return &usageError{fmt.Sprintf("audit export: --since %q: want an RFC 3339 time such as 2026-01-31T00:00:00Z", *sinceFlag)}
 		}
 	}
-	store, err := openAuditStore(ctx, "audit export", *configPath, getenv)
+	store, err := source.open(ctx, "audit export", getenv)
 	if err != nil {
 		return err
 	}
@@ -87,22 +94,50 @@ func runAuditExport(ctx context.Context, args []string, getenv func(string) stri
 	return nil
 }
 
-// openAuditStore opens the trail named by the config without creating one:
-// verifying a mistyped path must not report an empty new trail as intact.
-func openAuditStore(ctx context.Context, cmd, configPath string, getenv func(string) string) (*audit.Store, error) {
-	if configPath == "" {
-		return nil, &usageError{fmt.Sprintf("%s: --config FILE is required\n%s", cmd, auditUsage)}
+// auditSource is where an audit command finds the trail: exactly one of
+// --config and --database.
+type auditSource struct {
+	configPath, database *string
+}
+
+func auditSourceFlags(fs *flag.FlagSet) auditSource {
+	return auditSource{
+		configPath: fs.String("config", "", "config file: only audit.database is read from it"),
+		database:   fs.String("database", "", "the audit database URL instead of a config file"),
 	}
-	cfg, err := loadConfig(configPath, getenv)
-	if err != nil {
-		return nil, err
+}
+
+// open opens the trail without creating one: verifying a mistyped path must
+// not report an empty new trail as intact.
+func (s auditSource) open(ctx context.Context, cmd string, getenv func(string) string) (*audit.Store, error) {
+	var dsn string
+	switch {
+	case *s.configPath != "" && *s.database != "":
+		return nil, &usageError{fmt.Sprintf("%s: give --config FILE or --database URL, not both\n%s", cmd, auditUsage)}
+	case *s.database != "":
+		dsn = *s.database
+	case *s.configPath != "":
+		var err error
+		if dsn, err = config.AuditDatabase(*s.configPath, getenv); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, &usageError{fmt.Sprintf("%s: --config FILE or --database URL is required\n%s", cmd, auditUsage)}
 	}
-	store, err := audit.Open(ctx, cfg.Audit.Database, audit.MustExist())
+	store, err := audit.Open(ctx, dsn, audit.MustExist())
 	if errors.Is(err, audit.ErrInvalid) {
-		return nil, &usageError{fmt.Sprintf("%s: config: %v", cmd, err)}
+		return nil, &usageError{fmt.Sprintf("%s: %s: %v", cmd, s.origin(), err)}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", cmd, err)
 	}
 	return store, nil
+}
+
+// origin names where the database URL came from, for messages.
+func (s auditSource) origin() string {
+	if *s.database != "" {
+		return "--database"
+	}
+	return "config: audit.database"
 }

@@ -190,7 +190,13 @@ func TestAuditUsageErrors(t *testing.T) {
 	}{
 		{name: "NoSubcommand", args: []string{"audit"}, wantText: "usage:"},
 		{name: "UnknownSubcommand", args: []string{"audit", "repair"}, wantText: `unknown command "repair"`},
-		{name: "NoConfig", args: []string{"audit", "verify"}, wantText: "--config FILE is required"},
+		{name: "NoSource", args: []string{"audit", "verify"}, wantText: "--config FILE or --database URL is required"},
+		{
+			name: "BothSources", args: []string{"audit", "export", "--config", f.config, "--database", "sqlite://" + f.dbPath},
+			wantText: "give --config FILE or --database URL, not both",
+		},
+		{name: "DatabaseNotAURL", args: []string{"audit", "verify", "--database", f.dbPath}, wantText: "--database: audit: invalid input"},
+		{name: "DatabaseFileMissing", args: []string{"audit", "export", "--database", "sqlite://" + missing}, wantText: "does not exist"},
 		{name: "UnknownFlag", args: []string{"audit", "verify", "--fix"}, wantText: "not defined: -fix"},
 		{name: "BadFormat", args: []string{"audit", "export", "--config", f.config, "--format", "xml"}, wantText: "want csv or jsonl"},
 		{name: "BadSince", args: []string{"audit", "export", "--config", f.config, "--since", "yesterday"}, wantText: "RFC 3339"},
@@ -215,4 +221,70 @@ func TestAuditUsageErrors(t *testing.T) {
 	if _, err := os.Stat(missing); err == nil {
 		t.Error("audit verify created the missing database")
 	}
+}
+
+// An auditor on a bastion host has the database, not the portal's secrets:
+// --database needs no config at all, and --config reads only
+// audit.database, so a copy of the portal's config whose secrets are unset
+// ${VARS} (and whose other keys this version may not even know) works.
+func TestAuditWithoutThePortalsSecrets(t *testing.T) {
+	f := newAuditFixture(t)
+	portalConfig := filepath.Join(t.TempDir(), "portal.yaml")
+	text := `public_url: ${PUBLIC_URL}
+session: {keys: ["${HUBJOBS_SESSION_KEY}"]}
+oidc: {issuer: "${ISSUER}", client_secret: "${HUBJOBS_OIDC_CLIENT_SECRET}"}
+hubs: [{name: prod, connection_string: "${PROD_HUB_CS}"}]
+notify: {webhooks: [{name: ops, url: "${HOOK_URL}", secret: "${HOOK_SECRET}", events: [rollout.halted]}]}
+a_key_from_a_newer_version: true
+audit:
+  database: sqlite://${AUDIT_DB}
+`
+	if err := os.WriteFile(portalConfig, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		args []string
+		env  env
+	}{
+		{name: "DatabaseFlag", args: []string{"--database", "sqlite://" + f.dbPath}},
+		{name: "DatabaseFlagIgnoresTheEnvironment", args: []string{"--database", "sqlite://" + f.dbPath}, env: env{"HUBJOBS_AUDIT_DATABASE": "mysql://elsewhere"}},
+		{name: "ConfigWithUnsetSecrets", args: []string{"--config", portalConfig}, env: env{"AUDIT_DB": f.dbPath}},
+		{name: "ConfigDatabaseOverridden", args: []string{"--config", portalConfig}, env: env{"HUBJOBS_AUDIT_DATABASE": "sqlite://" + f.dbPath}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			g := f
+			g.env = tc.env
+			code, stdout, stderr := g.runCLI(t, append([]string{"audit", "verify"}, tc.args...)...)
+			if code != 0 || stdout != "audit verify: ok, 3 entries\nhead: seq 3 hash "+headHash(t, f.dbPath)+"\n" {
+				t.Errorf("verify: exit %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
+			}
+			code, stdout, stderr = g.runCLI(t, append([]string{"audit", "export", "--format", "jsonl"}, tc.args...)...)
+			if code != 0 || strings.Count(stdout, "\n") != 3 {
+				t.Errorf("export: exit %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
+			}
+		})
+	}
+	// The one key it reads must still be usable: exit 2 naming it.
+	f.env = nil
+	code, _, stderr := f.runCLI(t, "audit", "verify", "--config", portalConfig)
+	if code != 2 || !strings.Contains(stderr, "config: audit.database: ${AUDIT_DB} is not set") {
+		t.Errorf("unset audit.database variable: exit %d, stderr %q; want 2 naming audit.database", code, stderr)
+	}
+}
+
+// headHash is the trail's head hash as the audit package computes it.
+func headHash(t *testing.T, dbPath string) string {
+	t.Helper()
+	store, err := audit.Open(context.Background(), "sqlite://"+dbPath, audit.MustExist())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	head, err := store.VerifyHead(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return head.Hash
 }

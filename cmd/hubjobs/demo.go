@@ -19,6 +19,7 @@ import (
 
 	"github.com/hubjobs/hubjobs/audit"
 	"github.com/hubjobs/hubjobs/auth/devidp"
+	"github.com/hubjobs/hubjobs/config"
 	"github.com/hubjobs/hubjobs/hub/hubsim"
 )
 
@@ -161,31 +162,56 @@ func serveLoopback(h http.Handler, logger *slog.Logger) (loopbackServer, error) 
 	return loopbackServer{srv: srv, url: "http://" + ln.Addr().String()}, nil
 }
 
-// demoConfig is the configuration a platform team would have written for
-// the demo world; it goes through the same validation as a file.
-func demoConfig(publicURL string, w *demoWorld, dbPath string) (*config, error) {
+// demoConfigFile is the configuration a platform team would have written
+// for the demo world, with its run-time values as ${VARS}: it goes through
+// exactly the path of a file (expansion, validation), while a value is never
+// parsed as YAML. max_active_jobs is the simulator's default limit.
+const demoConfigFile = `
+listen: ${DEMO_LISTEN}
+public_url: ${DEMO_PUBLIC_URL}
+session:
+  keys: ["${DEMO_SESSION_KEY}"]
+oidc:
+  issuer: ${DEMO_ISSUER}
+  client_id: ${DEMO_CLIENT_ID}
+  client_secret: ${DEMO_CLIENT_SECRET}
+hubs:
+  - name: ` + demoProdHub + `
+    connection_string: ${DEMO_PROD_CS}
+    endpoint: ${DEMO_PROD_URL}
+    max_active_jobs: 10
+  - name: ` + demoEUHub + `
+    connection_string: ${DEMO_EU_CS}
+    endpoint: ${DEMO_EU_URL}
+    operators: [` + demoEUOperator + `]
+    max_active_jobs: 10
+audit:
+  database: sqlite://${DEMO_DB}
+server:
+  drain_delay: 0s # no load balancer to drain
+`
+
+// demoConfig fills demoConfigFile's variables from the demo world. The
+// process environment plays no part: the demo runs the same everywhere.
+func demoConfig(publicURL string, w *demoWorld, dbPath string) (*config.Config, error) {
 	key := make([]byte, 32)
 	if _, err := rand.Read(key); err != nil {
 		return nil, fmt.Errorf("demo: session key: %w", err)
 	}
-	cfg := defaultConfig()
-	cfg.Listen = strings.TrimPrefix(publicURL, "http://")
-	cfg.PublicURL = publicURL
-	cfg.Session.Keys = []string{base64.StdEncoding.EncodeToString(key)}
-	cfg.OIDC.Issuer = w.idp.Issuer()
-	cfg.OIDC.ClientID = w.idp.ClientID()
-	cfg.OIDC.ClientSecret = w.idp.ClientSecret()
-	for _, h := range w.hubs {
-		hc := hubDefaults()
-		hc.Name, hc.ConnectionString, hc.Endpoint = h.name, h.sim.ConnectionString(), h.url
-		if h.name == demoEUHub {
-			hc.Operators = []string{demoEUOperator}
-		}
-		cfg.Hubs = append(cfg.Hubs, hc)
+	vars := map[string]string{
+		"DEMO_LISTEN":        strings.TrimPrefix(publicURL, "http://"),
+		"DEMO_PUBLIC_URL":    publicURL,
+		"DEMO_SESSION_KEY":   base64.StdEncoding.EncodeToString(key),
+		"DEMO_ISSUER":        w.idp.Issuer(),
+		"DEMO_CLIENT_ID":     w.idp.ClientID(),
+		"DEMO_CLIENT_SECRET": w.idp.ClientSecret(),
+		"DEMO_DB":            dbPath,
 	}
-	cfg.Audit.Database = "sqlite://" + dbPath
-	cfg.Server.DrainDelay = 0 // no load balancer to drain
-	return cfg, validateConfig(cfg)
+	for _, h := range w.hubs {
+		name := strings.ToUpper(h.name)
+		vars["DEMO_"+name+"_CS"], vars["DEMO_"+name+"_URL"] = h.sim.ConnectionString(), h.url
+	}
+	return config.Parse([]byte(demoConfigFile), func(name string) string { return vars[name] })
 }
 
 // seedDemoHistory gives the demo a past: an operator's cancel of the

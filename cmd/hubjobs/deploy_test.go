@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/hubjobs/hubjobs/config"
 )
 
 // The Kubernetes manifests and the Dockerfile are documentation people
@@ -77,7 +79,7 @@ func TestKubernetesManifests(t *testing.T) {
 		}
 	}
 	// The ConfigMap's config is valid once those variables hold real values.
-	cfg, err := parseConfig([]byte(cm.Data["config.yaml"]), env{
+	cfg, err := config.Parse([]byte(cm.Data["config.yaml"]), env{
 		"HUBJOBS_SESSION_KEY":        testKey,
 		"HUBJOBS_OIDC_CLIENT_SECRET": "s3cret",
 		"HUBJOBS_AUDIT_DSN":          "postgres://hubjobs@postgres:5432/hubjobs?sslmode=verify-full",
@@ -180,7 +182,7 @@ func TestDockerfile(t *testing.T) {
 		}
 	}
 	// The default database lives in the image's volume.
-	if got := defaultConfig().Audit.Database; got != "sqlite:///var/lib/hubjobs/hubjobs.db" {
+	if got := config.DefaultDatabase; got != "sqlite:///var/lib/hubjobs/hubjobs.db" {
 		t.Errorf("default audit.database %q is not in the image's VOLUME", got)
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/hubjobs/hubjobs/config"
 )
 
 // healthcheckTimeout bounds one probe; container runtimes run the check often
@@ -25,7 +27,7 @@ func runHealthcheck(ctx context.Context, args []string, getenv func(string) stri
 		return err
 	}
 	if *target == "" {
-		*target = defaultHealthURL(getenv(envPrefix + "_LISTEN"))
+		*target = defaultHealthURL(getenv(config.EnvPrefix + "_LISTEN"))
 	}
 	ctx, cancel := context.WithTimeout(ctx, healthcheckTimeout)
 	defer cancel()

@@ -1,30 +1,18 @@
 package main
 
 import (
-	"fmt"
 	"io"
 	"log/slog"
-	"strings"
+
+	"github.com/hubjobs/hubjobs/config"
 )
 
 // newLogger builds the process logger: JSON lines (for log shippers and the
 // audit SIEM feed) or logfmt-style text for people at a terminal.
-func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
-	lvl, err := parseLevel(level)
-	if err != nil {
-		return nil, err
+func newLogger(w io.Writer, c config.Log) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: c.Level}
+	if c.Format == config.LogText {
+		return slog.New(slog.NewTextHandler(w, opts))
 	}
-	opts := &slog.HandlerOptions{Level: lvl}
-	if format == "text" {
-		return slog.New(slog.NewTextHandler(w, opts)), nil
-	}
-	return slog.New(slog.NewJSONHandler(w, opts)), nil
-}
-
-func parseLevel(s string) (slog.Level, error) {
-	var lvl slog.Level
-	if err := lvl.UnmarshalText([]byte(s)); err != nil || strings.ContainsAny(s, "+-") {
-		return 0, fmt.Errorf("%q: want debug, info, warn or error", s)
-	}
-	return lvl, nil
+	return slog.New(slog.NewJSONHandler(w, opts))
 }

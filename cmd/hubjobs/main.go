@@ -10,6 +10,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/hubjobs/hubjobs/config"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -28,7 +30,7 @@ func main() {
 	os.Exit(exitCode(err, os.Stderr))
 }
 
-// usageError is a command-line or configuration problem: exit code 2.
+// usageError is a command-line problem: exit code 2, like a *config.Error.
 type usageError struct{ msg string }
 
 func (e *usageError) Error() string { return e.msg }
@@ -46,8 +48,7 @@ func exitCode(err error, stderr io.Writer) int {
 		return 0
 	}
 	fmt.Fprintln(stderr, err)
-	var ue *usageError
-	if errors.As(err, &ue) {
+	if errors.As(err, new(*usageError)) || errors.As(err, new(*config.Error)) {
 		return 2
 	}
 	var se *exitStatusError

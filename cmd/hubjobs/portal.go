@@ -16,13 +16,14 @@ import (
 
 	"github.com/hubjobs/hubjobs/audit"
 	"github.com/hubjobs/hubjobs/auth"
+	"github.com/hubjobs/hubjobs/config"
 	"github.com/hubjobs/hubjobs/hub"
 	"github.com/hubjobs/hubjobs/web"
 )
 
 // portal is the assembled application: what serve and demo share.
 type portal struct {
-	cfg     *config
+	cfg     *config.Config
 	logger  *slog.Logger
 	store   *audit.Store
 	web     *web.Server
@@ -47,7 +48,7 @@ const reconcileEvery = 5 * time.Minute
 
 // newPortal wires every component from cfg. It is the only constructor of
 // audit, hub, auth and web objects in the program.
-func newPortal(ctx context.Context, cfg *config, logger *slog.Logger, opts portalOptions) (*portal, error) {
+func newPortal(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts portalOptions) (*portal, error) {
 	reg := opts.Registry
 	if reg == nil {
 		reg = prometheus.NewRegistry()
@@ -83,15 +84,15 @@ func newPortal(ctx context.Context, cfg *config, logger *slog.Logger, opts porta
 		Scopes:          cfg.OIDC.Scopes,
 		PublicURL:       cfg.PublicURL,
 		RolesClaim:      cfg.OIDC.RolesClaim,
-		RoleMap:         cfg.OIDC.Roles.roleMap(),
-		SessionKeys:     cfg.Session.keys,
+		RoleMap:         cfg.OIDC.Roles,
+		SessionKeys:     cfg.Session.Keys,
 		IdleTimeout:     cfg.Session.IdleTimeout,
 		AbsoluteTimeout: cfg.Session.AbsoluteTimeout,
 		NextAllowed:     web.NextAllowed,
 		RenderError:     web.RenderError,
 		RenderRetry:     web.RenderRetry,
 		Revocations:     store,
-		Events:          web.NewEventSink(store, cfg.trustedProxies),
+		Events:          web.NewEventSink(store, cfg.TrustedProxies),
 		HTTPClient:      opts.OIDCClient,
 		Logger:          logger,
 		Registerer:      reg,
@@ -109,7 +110,7 @@ func newPortal(ctx context.Context, cfg *config, logger *slog.Logger, opts porta
 		Audit:          store,
 		Logger:         logger,
 		Registry:       reg,
-		TrustedProxies: cfg.trustedProxies,
+		TrustedProxies: cfg.TrustedProxies,
 		PublicURL:      cfg.PublicURL,
 		Version:        version,
 		IdPOrigin:      originOf(cfg.OIDC.Issuer),
@@ -155,18 +156,18 @@ func registerProcessMetrics(reg prometheus.Registerer) error {
 // connection string, or Entra ID through azidentity's default chain
 // (workload identity, managed identity, environment, Azure CLI), shared by
 // every Entra hub.
-func newHubClients(hubs []hubConfig, metrics *hub.Metrics) (map[string]*hub.Client, error) {
+func newHubClients(hubs []config.Hub, metrics *hub.Metrics) (map[string]*hub.Client, error) {
 	clients := make(map[string]*hub.Client, len(hubs))
 	var entra hub.Credential
 	for _, h := range hubs {
-		hc := hub.Config{Endpoint: h.Endpoint, HubName: h.Name, Metrics: metrics}
+		hc := hub.Config{Host: h.Host, Endpoint: h.Endpoint, HubName: h.Name, Metrics: metrics}
 		switch {
-		case h.ConnectionString != "":
-			cred, err := hub.NewSASCredential(h.connString)
+		case h.ConnectionString != nil:
+			cred, err := hub.NewSASCredential(*h.ConnectionString)
 			if err != nil {
 				return nil, fmt.Errorf("hub %s: %w", h.Name, err)
 			}
-			hc.Host, hc.Credential = h.connString.HostName, cred
+			hc.Credential = cred
 		default:
 			if entra == nil {
 				tc, err := azidentity.NewDefaultAzureCredential(nil)
@@ -175,7 +176,7 @@ func newHubClients(hubs []hubConfig, metrics *hub.Metrics) (map[string]*hub.Clie
 				}
 				entra = hub.NewEntraCredential(tc)
 			}
-			hc.Host, hc.Credential = h.Host, entra
+			hc.Credential = entra
 		}
 		client, err := hub.New(hc)
 		if err != nil {

@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/hubjobs/hubjobs/config"
 )
 
 // runServe is `hubjobs serve --config FILE`: the portal.
@@ -21,14 +23,11 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if *path == "" {
 		return &usageError{"serve: --config FILE is required\nflags:\n" + flagUsage(fs)}
 	}
-	cfg, err := loadConfig(*path, getenv)
+	cfg, err := config.Load(*path, getenv)
 	if err != nil {
 		return err
 	}
-	logger, err := newLogger(stderr, cfg.Log.Format, cfg.Log.Level)
-	if err != nil {
-		return &usageError{fmt.Sprintf("config: log.level: %v", err)}
-	}
+	logger := newLogger(stderr, cfg.Log)
 	// Listen first: the port answers (/healthz 200, /readyz 503) while the
 	// identity provider is being discovered.
 	ln, err := net.Listen("tcp", cfg.Listen)

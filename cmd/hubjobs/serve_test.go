@@ -18,6 +18,7 @@ import (
 
 	"github.com/hubjobs/hubjobs/audit"
 	"github.com/hubjobs/hubjobs/auth/devidp"
+	"github.com/hubjobs/hubjobs/config"
 	"github.com/hubjobs/hubjobs/hub/hubsim"
 )
 
@@ -25,7 +26,7 @@ import (
 // cleanup.
 func inProcess(t *testing.T, setup portalSetup) *portal {
 	t.Helper()
-	cfg, err := loadConfig(setup.configPath, setup.env.get)
+	cfg, err := config.Load(setup.configPath, setup.env.get)
 	if err != nil {
 		t.Fatal(err)
 	}
