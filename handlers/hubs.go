@@ -9,6 +9,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/hubjobs/hubjobs/hub"
+	"github.com/hubjobs/hubjobs/jobs"
 	"github.com/hubjobs/hubjobs/views"
 )
 
@@ -59,7 +60,7 @@ func (h *Handlers) hubSummary(ctx context.Context, hb *Hub) views.HubSummary {
 			s.Freshness = freshness(h, fresh)
 		}
 		for i := range fresh.Value.Jobs {
-			if j := &fresh.Value.Jobs[i]; active(j.Status) {
+			if j := &fresh.Value.Jobs[i]; jobs.Active(j.Status) {
 				s.Active = append(s.Active, activeJobView(hb.Name, j))
 			}
 		}
