@@ -30,8 +30,9 @@ const maxCancelFormBytes = 16 << 10
 // CancelAuthorize is the first step of POST .../cancel, before the CSRF
 // check: the user must be an operator (or admin) and, when the hub lists its
 // operators, hold one of those claim values. A refusal is recorded by the
-// jobs service as authz.denied with the hub and job it targeted — validated
-// values only, "" where the path's were not — and answered 403; the hub is
+// jobs service as authz.denied with the hub and job it targeted — values
+// that pass the hub-name and job-id rules after one unescape, "" where the
+// path's do not — and answered 403; the hub is
 // never called. An unknown hub passes through here and gets its 400/404
 // from validation, which comes after CSRF.
 func (h *Handlers) CancelAuthorize(next echo.HandlerFunc) echo.HandlerFunc {
@@ -46,12 +47,8 @@ func (h *Handlers) CancelAuthorize(next echo.HandlerFunc) echo.HandlerFunc {
 			keepBody(c)
 			return next(c)
 		}
-		hubName := ""
-		if err == nil {
-			hubName = hb.Name
-		}
 		jobID, _ := jobIDParam(c)
-		if err := h.jobs.Denied(c.Request().Context(), auditOrigin(c, u), hubName, jobID); err != nil {
+		if err := h.jobs.Denied(c.Request().Context(), auditOrigin(c, u), hubNameParam(c), jobID); err != nil {
 			h.log.ErrorContext(c.Request().Context(), "audit of a denied cancel failed", "err", err)
 		}
 		return &Problem{Status: http.StatusForbidden, Title: "You may not cancel jobs here",

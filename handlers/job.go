@@ -92,6 +92,17 @@ func (h *Handlers) hubParam(c echo.Context) (*Hub, error) {
 	return h.lookupHub(name)
 }
 
+// hubNameParam is the {hub} path segment unescaped once when it passes the
+// hub-name rule (configured or not: a denial records which hub was
+// targeted), else "" — never the path's raw text.
+func hubNameParam(c echo.Context) string {
+	name, err := url.PathUnescape(c.Param("hub"))
+	if err != nil || !ValidHubName(name) {
+		return ""
+	}
+	return name
+}
+
 // jobPage reads the job through the budget and builds the page model. A
 // job the hub no longer has is shown from the portal's snapshot, marked
 // archived, instead of a 404.
