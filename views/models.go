@@ -126,13 +126,10 @@ type Twin struct {
 type CancelControl struct {
 	Allowed         bool // the user may cancel on this hub (role and hub operators)
 	NotOnThisHub    bool // an operator elsewhere, but this hub narrows who may cancel
-	ConfirmRequired bool // ≥ ConfirmThreshold devices: type the job id
+	ConfirmRequired bool // a large job (jobs.ConfirmThreshold): type the job id
 	MaxReason       int  // reason length cap
 	CSRFToken       string
 }
-
-// ConfirmThreshold is the device count from which cancel asks to type the id.
-const ConfirmThreshold = 1000
 
 // Banner is the outcome of an action shown above the job.
 type Banner struct {
