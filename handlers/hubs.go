@@ -83,8 +83,7 @@ func (h *Handlers) hubSummary(ctx context.Context, hb *Hub) views.HubSummary {
 // activeJobView is one line of the cross-hub list. The job is the budget's
 // shared answer: it is only read.
 func activeJobView(hubName string, j *hub.Job) views.ActiveJob {
-	v := views.ActiveJob{JobRow: views.JobRow{Hub: hubName, ID: j.JobID, Type: string(j.Type), Status: string(j.Status),
-		Created: j.CreatedTime.Time, Started: j.StartTime.Time, Stats: statsView(j.DeviceJobStatistics)}}
+	v := views.ActiveJob{JobRow: jobRow(hubName, j)}
 	if m := j.CloudToDeviceMethod; m != nil {
 		v.Method = m.MethodName
 	}

@@ -176,6 +176,8 @@ func (h *Handlers) jobView(hubName, id string, j *hub.Job) views.Job {
 	v := views.Job{
 		Hub: hubName, ID: id,
 		Type: string(j.Type), Status: string(status),
+		TypeLabel:     jobs.TypeLabel(string(j.Type)),
+		StatusLabel:   jobs.StatusLabel(string(status)),
 		Terminal:      jobs.Terminal(status),
 		Cancellable:   jobs.Cancellable(status),
 		Created:       j.CreatedTime.Time,

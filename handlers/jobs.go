@@ -92,13 +92,19 @@ func (h *Handlers) Jobs(c echo.Context) error {
 		if needle != "" && !strings.Contains(strings.ToLower(j.JobID), needle) {
 			continue
 		}
-		m.Rows = append(m.Rows, views.JobRow{Hub: hb.Name, ID: j.JobID, Type: string(j.Type), Status: string(j.Status),
-			Created: j.CreatedTime.Time, Started: j.StartTime.Time, Ended: j.EndTime.Time, Stats: statsView(j.DeviceJobStatistics)})
+		m.Rows = append(m.Rows, jobRow(hb.Name, &j))
 		if jobs.Active(j.Status) {
 			m.Poll = true
 		}
 	}
 	return page(c, http.StatusOK, views.JobsPage(h.layout(c, "Jobs on "+hb.Name, "jobs", hb.Name), m), views.JobsTable(m))
+}
+
+// jobRow is one job as a line of a list, in the jobs vocabulary's words.
+func jobRow(hubName string, j *hub.Job) views.JobRow {
+	return views.JobRow{Hub: hubName, ID: j.JobID, Type: string(j.Type), Status: string(j.Status),
+		TypeLabel: jobs.TypeLabel(string(j.Type)), StatusLabel: jobs.StatusLabel(string(j.Status)),
+		Created: j.CreatedTime.Time, Started: j.StartTime.Time, Ended: j.EndTime.Time, Stats: statsView(j.DeviceJobStatistics)}
 }
 
 // jobsQuery validates the list's filters: unknown values are a 400 that

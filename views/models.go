@@ -88,6 +88,8 @@ type Job struct {
 	Hub, ID       string
 	Type          string // wire value, e.g. scheduleDeviceMethod
 	Status        string // wire value, e.g. scheduled
+	TypeLabel     string // Type and Status in words (handlers fill them from
+	StatusLabel   string // the jobs vocabulary; views only show them)
 	Terminal      bool
 	Cancellable   bool // the hub accepts a cancel in this state
 	Created       time.Time
@@ -173,13 +175,15 @@ type JobFilter struct {
 
 // JobRow is one line of the job list.
 type JobRow struct {
-	Hub, ID string
-	Type    string
-	Status  string
-	Created time.Time
-	Started time.Time
-	Ended   time.Time
-	Stats   *Stats
+	Hub, ID     string
+	Type        string
+	Status      string
+	TypeLabel   string // Type and Status in words
+	StatusLabel string
+	Created     time.Time
+	Started     time.Time
+	Ended       time.Time
+	Stats       *Stats
 }
 
 // JobList is /hubs/{hub}/jobs.
@@ -273,6 +277,7 @@ func compareStart(a, b time.Time) int {
 type Device struct {
 	ID               string
 	Status           string
+	StatusLabel      string // Status in words
 	Started, Ended   time.Time
 	LastUpdated      time.Time
 	ErrorCode        string
@@ -295,7 +300,9 @@ type DevicePage struct {
 	FailedIDs  []string
 	Failures   []FailureKind  // why devices failed, most common first
 	Counts     map[string]int // per status
-	Freshness  Age
+	// StatusLabels are the device statuses in words, for the filter tabs.
+	StatusLabels map[string]string
+	Freshness    Age
 }
 
 // FailureKind is one reason devices failed (an IoT Hub error code, or the
