@@ -11,6 +11,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/hubjobs/hubjobs/audit"
+	"github.com/hubjobs/hubjobs/jobs"
 	"github.com/hubjobs/hubjobs/views"
 )
 
@@ -155,21 +156,9 @@ func actionOptions() []views.Option {
 // auditView converts an audit entry for display.
 func auditView(e audit.Entry) views.AuditEntry {
 	return views.AuditEntry{Seq: e.Seq, Time: e.Time, Action: string(e.Action), Result: e.Result,
-		Actor: actorName(e.Actor), ActorID: e.Actor.Subject, ActorRoles: e.Actor.Roles, Hub: e.Hub, JobID: e.JobID, Reason: e.Reason,
+		Actor: jobs.ActorName(e.Actor), ActorID: e.Actor.Subject, ActorRoles: e.Actor.Roles, Hub: e.Hub, JobID: e.JobID, Reason: e.Reason,
 		HubStatus: e.HubStatus, HubErrorCode: e.HubErrorCode, HubTrackingID: e.HubTrackingID,
 		RequestID: e.RequestID, ClientIP: e.ClientIP}
-}
-
-func actorName(a audit.Actor) string {
-	switch {
-	case a.Name != "":
-		return a.Name
-	case a.Email != "":
-		return a.Email
-	case a.Subject != "":
-		return a.Subject
-	}
-	return "someone not signed in"
 }
 
 // safeCSV defuses spreadsheet formulas: a cell starting with = + - @ or a

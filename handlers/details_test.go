@@ -9,9 +9,9 @@ import (
 )
 
 func TestDetailsMemo_OneCopyPerHubAnswer(t *testing.T) {
-	var m detailsMemo
+	m := New(Config{})
 	first := &hub.Job{JobID: "j", CloudToDeviceMethod: &hub.CloudToDeviceMethod{MethodName: "reboot", Payload: json.RawMessage(`{"delay":5}`)}}
-	a, b := m.of("prod", "j", first), m.of("prod", "j", first)
+	a, b := m.detailsOf("prod", "j", first), m.detailsOf("prod", "j", first)
 	if a.method == nil || a.method != b.method {
 		t.Fatalf("the same hub answer was pretty-printed twice (%p, %p)", a.method, b.method)
 	}
@@ -20,22 +20,22 @@ func TestDetailsMemo_OneCopyPerHubAnswer(t *testing.T) {
 	}
 	// The hub's next answer for the job is a new *hub.Job: never the old details.
 	next := &hub.Job{JobID: "j", UpdateTwin: &hub.Twin{Tags: map[string]any{"ring": 2}}}
-	c := m.of("prod", "j", next)
+	c := m.detailsOf("prod", "j", next)
 	if c.method != nil || c.twin == nil || c.twin.Tags != "{\n  \"ring\": 2\n}" {
 		t.Fatalf("details of the next answer: %+v %+v", c.method, c.twin)
 	}
-	if other := m.of("eu", "j", first); other.method == a.method {
+	if other := m.detailsOf("eu", "j", first); other.method == a.method {
 		t.Error("another hub's job shared the entry")
 	}
 }
 
 func TestDetailsMemo_Bounded(t *testing.T) {
-	var m detailsMemo
+	m := New(Config{})
 	j := &hub.Job{}
 	for i := range detailsMemoMax + 10 {
-		m.of("prod", fmt.Sprint("job-", i), j)
-		if len(m.byJob) > detailsMemoMax {
-			t.Fatalf("%d entries, want at most %d", len(m.byJob), detailsMemoMax)
+		m.detailsOf("prod", fmt.Sprint("job-", i), j)
+		if m.details.Len() > detailsMemoMax {
+			t.Fatalf("%d entries, want at most %d", m.details.Len(), detailsMemoMax)
 		}
 	}
 }

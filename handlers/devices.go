@@ -15,6 +15,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/hubjobs/hubjobs/hub"
+	"github.com/hubjobs/hubjobs/jobs"
 	"github.com/hubjobs/hubjobs/views"
 )
 
@@ -72,7 +73,7 @@ func (h *Handlers) Devices(c echo.Context) error {
 		return cmp.Or(cmp.Compare(rank(a.Status), rank(b.Status)), cmp.Compare(a.DeviceID, b.DeviceID))
 	})
 	m := views.DevicePage{Hub: hb.Name, JobID: id, Offset: offset, Total: len(devices), PageSize: devicePageSize,
-		Status: filter, Truncated: truncated, Counts: map[string]int{}, Freshness: fresh}
+		Status: filter, Truncated: truncated, Counts: map[string]int{}, StatusLabels: deviceStatusLabels, Freshness: fresh}
 	var shown []hub.DeviceJob
 	for _, d := range devices {
 		status := deviceStatus(d)
@@ -162,8 +163,19 @@ func (h *Handlers) readDevices(ctx context.Context, hb *Hub, id string) ([]hub.D
 	return all, age, true, nil
 }
 
+// deviceStatusLabels are the per-device statuses in the jobs vocabulary's
+// words (views only read the map).
+var deviceStatusLabels = func() map[string]string {
+	labels := map[string]string{}
+	for _, s := range []hub.DeviceJobStatus{hub.DeviceStatusPending, hub.DeviceStatusScheduled, hub.DeviceStatusRunning,
+		hub.DeviceStatusCompleted, hub.DeviceStatusFailed, hub.DeviceStatusCanceled} {
+		labels[string(s)] = jobs.StatusLabel(string(s))
+	}
+	return labels
+}()
+
 func deviceView(d hub.DeviceJob) views.Device {
-	v := views.Device{ID: d.DeviceID, Status: string(d.Status), Started: d.StartTimeUtc.Time, Ended: d.EndTimeUtc.Time,
+	v := views.Device{ID: d.DeviceID, Status: string(d.Status), StatusLabel: jobs.StatusLabel(string(d.Status)), Started: d.StartTimeUtc.Time, Ended: d.EndTimeUtc.Time,
 		LastUpdated: d.LastUpdatedDateTimeUtc.Time}
 	if d.Error != nil {
 		v.ErrorCode, v.ErrorDescription = d.Error.Code, d.Error.Description

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/hubjobs/hubjobs/audit"
 	"github.com/hubjobs/hubjobs/hub"
+	"github.com/hubjobs/hubjobs/jobs"
 )
 
 // Problem is a failure as the user reads it: an HTTP status and plain words,
@@ -86,6 +88,13 @@ func describe(err error) *Problem {
 	case errors.Is(err, hub.ErrNotCancellable):
 		return &Problem{Status: http.StatusConflict, Title: "This job cannot be cancelled now",
 			Detail: "IoT Hub cancels only jobs that are queued, enqueued or scheduled. A running job runs until every device has answered or its maximum execution time is over."}
+	case errors.Is(err, jobs.ErrUnknownHub):
+		return &Problem{Status: http.StatusNotFound, Title: "No such hub", Detail: "This portal has no hub by that name. Pick one from the list of hubs."}
+	case isNotRecorded(err):
+		nr, _ := errors.AsType[*jobs.NotRecordedError](err)
+		return &Problem{Status: http.StatusServiceUnavailable, Title: nr.Action + " not attempted: the audit trail is unavailable",
+			Detail:     "Every change to a job must be recorded before it is sent to IoT Hub, and the audit trail cannot be written right now. Nothing was sent to the hub.",
+			RetryAfter: defaultRetry}
 	case errors.Is(err, hub.ErrThrottled):
 		return &Problem{Status: http.StatusServiceUnavailable, Title: "IoT Hub is busy",
 			Detail:     "The hub is limiting requests (or the portal's own budget of calls to it is spent) and there is no recent copy to show instead.",
@@ -119,6 +128,31 @@ func describe(err error) *Problem {
 	}
 	return &Problem{Status: http.StatusInternalServerError, Title: "Something went wrong",
 		Detail: "The portal hit an unexpected problem. It has been logged."}
+}
+
+func isNotRecorded(err error) bool {
+	_, ok := errors.AsType[*jobs.NotRecordedError](err)
+	return ok
+}
+
+// LogLevel is how loudly a problem is logged. ERROR is for what someone
+// must look at: the portal failing, or the hub failing it. The portal
+// holding back under its own budget and the hub asking to slow down are
+// the budget working as designed (and anyone can cause them by reading a
+// lot), so they are warnings; a refusal of bad input is information; a
+// missing page is noise.
+func (p *Problem) LogLevel() slog.Level {
+	switch {
+	case errors.Is(p.Err, hub.ErrThrottled):
+		return slog.LevelWarn
+	case p.Status == 499:
+		return slog.LevelInfo
+	case p.Status >= 500:
+		return slog.LevelError
+	case p.Status == http.StatusNotFound:
+		return slog.LevelDebug
+	}
+	return slog.LevelInfo
 }
 
 // isHubRefusal is any other 4xx answer from the hub: the hub's word, not an

@@ -13,29 +13,36 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
+	"github.com/hashicorp/golang-lru/v2/expirable"
 
 	"github.com/hubjobs/hubjobs/audit"
 	"github.com/hubjobs/hubjobs/hub"
+	"github.com/hubjobs/hubjobs/jobs"
 	"github.com/hubjobs/hubjobs/views"
 )
 
-// HubJobs is one hub's jobs as the pages need them, read through the traffic
-// budget (*hub.Budgeted): reads may come back stale with their age; a
-// cancel is coalesced with any cancel of the same job already in flight.
+// HubJobs is one hub's jobs as the pages read them, through the traffic
+// budget (*hub.Budgeted): reads may come back stale with their age.
+// Changes to jobs go through JobsService, never from here.
 type HubJobs interface {
 	GetJob(ctx context.Context, id string) (hub.Fresh[*hub.Job], error)
 	QueryJobs(ctx context.Context, o hub.QueryJobsOptions) (hub.Fresh[*hub.JobsPage], error)
 	QueryDeviceJobs(ctx context.Context, jobID string, o hub.PageOptions) (hub.Fresh[*hub.DevicesPage], error)
-	CancelJob(ctx context.Context, id string) (*hub.Job, error)
 }
 
-// AuditLog is what the pages need from the audit store (*audit.Store).
+// JobsService is what the pages ask of the jobs service (*jobs.Service):
+// the audited cancel, a job's history, and keeping the hub's answers.
+type JobsService interface {
+	Cancel(ctx context.Context, o jobs.Origin, r jobs.CancelRequest) (jobs.Outcome, error)
+	Denied(ctx context.Context, o jobs.Origin, hubName, jobID string) error
+	History(ctx context.Context, hubName, id string) ([]audit.Entry, error)
+	Remember(ctx context.Context, hubName string, j *hub.Job, seen time.Time)
+}
+
+// AuditLog is what the pages read from the audit store (*audit.Store).
 type AuditLog interface {
-	Append(ctx context.Context, e audit.Entry) (audit.Entry, error)
 	List(ctx context.Context, f audit.Filter) ([]audit.Entry, error)
 	Snapshot(ctx context.Context, hub, jobID string) (audit.Snapshot, error)
-	SaveSnapshot(ctx context.Context, snap audit.Snapshot) error
 }
 
 // Hub is one configured hub as the handlers see it.
@@ -49,35 +56,28 @@ type Hub struct {
 // Config is what New needs.
 type Config struct {
 	Hubs    []Hub
+	Jobs    JobsService
 	Audit   AuditLog
 	Logger  *slog.Logger
 	Now     func() time.Time
 	Version string
 	// Assets are the static URLs every full page links (web passes static's).
 	Assets views.Assets
-	// Registerer receives the cancel outcome counter; nil keeps it private.
-	Registerer prometheus.Registerer
 }
 
 // Handlers serves every page. Methods are grouped by area in their files.
 type Handlers struct {
 	hubs    []Hub
 	byName  map[string]*Hub
+	jobs    JobsService
 	audit   AuditLog
 	log     *slog.Logger
 	now     func() time.Time
 	version string
 	assets  views.Assets
 
-	limits    sync.Map // hub name → int: active-job limit learned from a 429
-	snapshots snapshotTracker
-	histories historyCache
-	details   detailsMemo
-	cancels   inflightCancels
-	// cancelOutcomes counts cancel attempts by hub and outcome (succeeded,
-	// refused, unknown, denied, audit_unavailable): the number operators
-	// alert on when cancels start failing.
-	cancelOutcomes *prometheus.CounterVec
+	limits  sync.Map // hub name → int: active-job limit learned from a 429
+	details *expirable.LRU[string, memoDetails]
 }
 
 // New builds the handlers.
@@ -91,24 +91,17 @@ func New(cfg Config) *Handlers {
 	h := &Handlers{
 		hubs:    cfg.Hubs,
 		byName:  map[string]*Hub{},
+		jobs:    cfg.Jobs,
 		audit:   cfg.Audit,
 		log:     cfg.Logger,
 		now:     cfg.Now,
 		version: cfg.Version,
 		assets:  cfg.Assets,
-		cancelOutcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "hubjobs_cancels_total",
-			Help: "Cancel attempts through the portal by hub and outcome.",
-		}, []string{"hub", "outcome"}),
-	}
-	if cfg.Registerer != nil {
-		cfg.Registerer.MustRegister(h.cancelOutcomes)
+		details: expirable.NewLRU[string, memoDetails](detailsMemoMax, nil, detailsMemoTTL),
 	}
 	for i := range h.hubs {
 		h.byName[h.hubs[i].Name] = &h.hubs[i]
 	}
-	h.snapshots.saved = map[string]savedSnapshot{}
-	h.cancels.running = map[string]string{}
 	return h
 }
 

@@ -9,6 +9,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/hubjobs/hubjobs/hub"
+	"github.com/hubjobs/hubjobs/jobs"
 	"github.com/hubjobs/hubjobs/views"
 )
 
@@ -59,7 +60,7 @@ func (h *Handlers) hubSummary(ctx context.Context, hb *Hub) views.HubSummary {
 			s.Freshness = freshness(h, fresh)
 		}
 		for i := range fresh.Value.Jobs {
-			if j := &fresh.Value.Jobs[i]; active(j.Status) {
+			if j := &fresh.Value.Jobs[i]; jobs.Active(j.Status) {
 				s.Active = append(s.Active, activeJobView(hb.Name, j))
 			}
 		}
@@ -82,8 +83,7 @@ func (h *Handlers) hubSummary(ctx context.Context, hb *Hub) views.HubSummary {
 // activeJobView is one line of the cross-hub list. The job is the budget's
 // shared answer: it is only read.
 func activeJobView(hubName string, j *hub.Job) views.ActiveJob {
-	v := views.ActiveJob{JobRow: views.JobRow{Hub: hubName, ID: j.JobID, Type: string(j.Type), Status: string(j.Status),
-		Created: j.CreatedTime.Time, Started: j.StartTime.Time, Stats: statsView(j.DeviceJobStatistics)}}
+	v := views.ActiveJob{JobRow: jobRow(hubName, j)}
 	if m := j.CloudToDeviceMethod; m != nil {
 		v.Method = m.MethodName
 	}

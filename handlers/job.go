@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -16,15 +15,13 @@ import (
 	"github.com/hubjobs/hubjobs/audit"
 	"github.com/hubjobs/hubjobs/auth"
 	"github.com/hubjobs/hubjobs/hub"
+	"github.com/hubjobs/hubjobs/jobs"
 	"github.com/hubjobs/hubjobs/views"
 )
 
 // StatusStopPolling is htmx's "stop polling" status: the job status
 // fragment answers with it once the job can no longer change.
 const StatusStopPolling = 286
-
-// historyLimit is how many audit entries the job page shows.
-const historyLimit = 50
 
 // Job serves GET /hubs/{hub}/jobs/{id}: the full page, or the #job fragment
 // for htmx (same URL, Vary: HX-Request).
@@ -67,14 +64,24 @@ func (h *Handlers) jobTarget(c echo.Context) (*Hub, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	id, err := url.PathUnescape(c.Param("id"))
+	id, err := jobIDParam(c)
 	if err != nil {
-		return nil, "", checkJobID("")
-	}
-	if err := checkJobID(id); err != nil {
 		return nil, "", err
 	}
 	return hb, id, nil
+}
+
+// jobIDParam is the {id} path segment unescaped once and validated; on
+// error it is "" — an escaped or cut id (e%75, a%2Fb) never goes further.
+func jobIDParam(c echo.Context) (string, error) {
+	id, err := url.PathUnescape(c.Param("id"))
+	if err != nil {
+		return "", checkJobID("")
+	}
+	if err := checkJobID(id); err != nil {
+		return "", err
+	}
+	return id, nil
 }
 
 func (h *Handlers) hubParam(c echo.Context) (*Hub, error) {
@@ -83,6 +90,17 @@ func (h *Handlers) hubParam(c echo.Context) (*Hub, error) {
 		name = "\x00" // fails validation below
 	}
 	return h.lookupHub(name)
+}
+
+// hubNameParam is the {hub} path segment unescaped once when it passes the
+// hub-name rule (configured or not: a denial records which hub was
+// targeted), else "" — never the path's raw text.
+func hubNameParam(c echo.Context) string {
+	name, err := url.PathUnescape(c.Param("hub"))
+	if err != nil || !ValidHubName(name) {
+		return ""
+	}
+	return name
 }
 
 // jobPage reads the job through the budget and builds the page model. A
@@ -94,7 +112,7 @@ func (h *Handlers) jobPage(c echo.Context, hb *Hub, id string, withHistory bool)
 	fresh, err := hb.Jobs.GetJob(ctx, id)
 	switch {
 	case err == nil:
-		h.snapshots.maybeSave(ctx, h, hb.Name, fresh.Value, fresh.FetchedAt)
+		h.jobs.Remember(ctx, hb.Name, fresh.Value, fresh.FetchedAt)
 		v = h.jobView(hb.Name, id, fresh.Value)
 		v.Freshness = freshness(h, fresh)
 	case errors.Is(err, hub.ErrNotFound):
@@ -133,16 +151,11 @@ func (h *Handlers) archivedJob(ctx context.Context, hubName, id string) (views.J
 	return v, true
 }
 
-// history is the job's audit entries, newest first; a failing audit store
-// degrades the page instead of failing it. Reads are reused for
-// historyTTL (many people open a job page that was just linked in a
-// ticket); this portal's own cancels drop the cached copy at once.
+// history is the job's audit entries, newest first (reused for a moment
+// by the jobs service, which drops its copy when it writes about the job);
+// a failing audit store degrades the page instead of failing it.
 func (h *Handlers) history(ctx context.Context, hubName, id string) ([]views.AuditEntry, bool) {
-	key := hubName + "/" + id
-	if entries, ok := h.histories.get(key, h.now()); ok {
-		return entries, false
-	}
-	entries, err := h.audit.List(ctx, audit.Filter{Hub: hubName, JobID: id, Limit: historyLimit})
+	entries, err := h.jobs.History(ctx, hubName, id)
 	if err != nil {
 		h.log.WarnContext(ctx, "job history unavailable", "hub", hubName, "job", id, "err", err)
 		return nil, true
@@ -151,53 +164,7 @@ func (h *Handlers) history(ctx context.Context, hubName, id string) ([]views.Aud
 	for i, e := range entries {
 		out[i] = auditView(e)
 	}
-	h.histories.put(key, out, h.now())
 	return out, false
-}
-
-// historyTTL is how long a job's audit history is reused between page loads.
-const historyTTL = 2 * time.Second
-
-// historyCache is a small TTL cache of job histories.
-type historyCache struct {
-	mu      sync.Mutex
-	entries map[string]cachedHistory
-}
-
-type cachedHistory struct {
-	entries []views.AuditEntry
-	at      time.Time
-}
-
-func (c *historyCache) get(key string, now time.Time) ([]views.AuditEntry, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e, ok := c.entries[key]
-	if !ok || now.Sub(e.at) >= historyTTL || now.Before(e.at) {
-		return nil, false
-	}
-	return e.entries, true
-}
-
-func (c *historyCache) put(key string, entries []views.AuditEntry, now time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.entries == nil || len(c.entries) >= snapshotTrackLimit {
-		c.entries = map[string]cachedHistory{}
-	}
-	c.entries[key] = cachedHistory{entries, now}
-}
-
-func (c *historyCache) forget(key string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	delete(c.entries, key)
-}
-
-// active reports whether a job can still change: only these states are
-// polled. "unknown" and values this portal does not know are not.
-func active(s hub.JobStatus) bool {
-	return s == hub.StatusQueued || s == hub.StatusEnqueued || s == hub.StatusScheduled || s == hub.StatusRunning
 }
 
 // jobView converts the hub's job into the page's view model.
@@ -209,8 +176,10 @@ func (h *Handlers) jobView(hubName, id string, j *hub.Job) views.Job {
 	v := views.Job{
 		Hub: hubName, ID: id,
 		Type: string(j.Type), Status: string(status),
-		Terminal:      !active(status),
-		Cancellable:   status.Cancellable(),
+		TypeLabel:     jobs.TypeLabel(string(j.Type)),
+		StatusLabel:   jobs.StatusLabel(string(status)),
+		Terminal:      jobs.Terminal(status),
+		Cancellable:   jobs.Cancellable(status),
 		Created:       j.CreatedTime.Time,
 		Started:       j.StartTime.Time,
 		Ended:         j.EndTime.Time,
@@ -223,7 +192,7 @@ func (h *Handlers) jobView(hubName, id string, j *hub.Job) views.Job {
 		Stats:         statsView(j.DeviceJobStatistics),
 		Now:           h.now(),
 	}
-	d := h.details.of(hubName, id, j)
+	d := h.detailsOf(hubName, id, j)
 	v.Method, v.Twin = d.method, d.twin
 	return v
 }
@@ -250,15 +219,20 @@ func newJobDetails(j *hub.Job) jobDetails {
 	return d
 }
 
-// detailsMemo keeps each job's details for the hub answer they were made
-// from. The budget hands every page view within its TTL the same *hub.Job,
-// so the pretty-printing (json.MarshalIndent of a twin patch was 3 % of a
-// job page's CPU) happens once per hub answer instead of once per view. A
-// different answer (a new pointer) replaces the job's entry, so the memo
-// holds at most one answer per job, and at most detailsMemoMax jobs.
-type detailsMemo struct {
-	mu    sync.Mutex
-	byJob map[string]memoDetails // hub + "/" + job id
+// detailsOf is j's details, made once per hub answer. The budget hands
+// every page view within its TTL the same *hub.Job, so the pretty-printing
+// (json.MarshalIndent of a twin patch was 3 % of a job page's CPU) happens
+// once per hub answer instead of once per view. A different answer (a new
+// pointer) replaces the job's entry, so the memo holds at most one answer
+// per job, for at most detailsMemoMax jobs.
+func (h *Handlers) detailsOf(hubName, id string, j *hub.Job) jobDetails {
+	key := hubName + "/" + id
+	if e, ok := h.details.Get(key); ok && e.from == j {
+		return e.details
+	}
+	d := newJobDetails(j)
+	h.details.Add(key, memoDetails{from: j, details: d})
+	return d
 }
 
 type memoDetails struct {
@@ -266,25 +240,11 @@ type memoDetails struct {
 	details jobDetails
 }
 
-const detailsMemoMax = 1000
-
-func (m *detailsMemo) of(hubName, id string, j *hub.Job) jobDetails {
-	key := hubName + "/" + id
-	m.mu.Lock()
-	e, ok := m.byJob[key]
-	m.mu.Unlock()
-	if ok && e.from == j {
-		return e.details
-	}
-	d := newJobDetails(j)
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.byJob == nil || len(m.byJob) >= detailsMemoMax {
-		m.byJob = map[string]memoDetails{}
-	}
-	m.byJob[key] = memoDetails{from: j, details: d}
-	return d
-}
+const (
+	detailsMemoMax = 1000
+	// detailsMemoTTL outlives any budget's reuse of one answer.
+	detailsMemoTTL = 10 * time.Minute
+)
 
 func statsView(s *hub.DeviceJobStatistics) *views.Stats {
 	if s == nil {
@@ -325,7 +285,7 @@ func (h *Handlers) cancelControl(c echo.Context, hb *Hub, v views.Job) views.Can
 	return views.CancelControl{
 		Allowed:         allowed,
 		NotOnThisHub:    !allowed && u != nil && u.Can(auth.RoleOperator),
-		ConfirmRequired: v.Stats != nil && v.Stats.Devices >= views.ConfirmThreshold,
+		ConfirmRequired: v.Stats != nil && v.Stats.Devices >= jobs.ConfirmThreshold,
 		MaxReason:       maxReasonRunes,
 		CSRFToken:       auth.CSRFToken(c.Request().Context()),
 	}
@@ -348,54 +308,6 @@ func mayCancel(u *auth.User, hb *Hub) bool {
 		}
 	}
 	return false
-}
-
-// snapshotTracker saves the hub's answer for a job so its page still opens
-// after IoT Hub forgets the job (30 days). It writes when the status changes
-// or at most once a minute per job, not on every poll.
-type snapshotTracker struct {
-	mu    sync.Mutex
-	saved map[string]savedSnapshot
-}
-
-type savedSnapshot struct {
-	status hub.JobStatus
-	at     time.Time
-}
-
-const (
-	snapshotEvery      = time.Minute
-	snapshotTrackLimit = 10000
-)
-
-func (s *snapshotTracker) maybeSave(ctx context.Context, h *Handlers, hubName string, j *hub.Job, fetchedAt time.Time) {
-	if j == nil {
-		return
-	}
-	key := hubName + "/" + j.JobID
-	s.mu.Lock()
-	last, ok := s.saved[key]
-	due := !ok || last.status != j.Status || fetchedAt.Sub(last.at) >= snapshotEvery
-	if due {
-		if len(s.saved) >= snapshotTrackLimit {
-			clear(s.saved) // bounded memory; the worst case is one extra write per job
-		}
-		s.saved[key] = savedSnapshot{status: j.Status, at: fetchedAt}
-	}
-	s.mu.Unlock()
-	if !due {
-		return
-	}
-	body, err := json.Marshal(j)
-	if err == nil {
-		err = h.audit.SaveSnapshot(ctx, audit.Snapshot{Hub: hubName, JobID: j.JobID, Body: body, LastSeen: fetchedAt})
-	}
-	if err != nil {
-		s.mu.Lock()
-		delete(s.saved, key) // try again next time
-		s.mu.Unlock()
-		h.log.WarnContext(ctx, "job snapshot not saved", "hub", hubName, "job", j.JobID, "err", err)
-	}
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/hubjobs/hubjobs/auth"
 	"github.com/hubjobs/hubjobs/hub"
+	"github.com/hubjobs/hubjobs/jobs"
 	"github.com/hubjobs/hubjobs/views"
 )
 
@@ -20,22 +21,19 @@ const jobsPageSize = 50
 // ASCII.
 const maxPageToken = 4096
 
-var jobTypes = []views.Option{
-	{Value: "", Label: "Any type"},
-	{Value: string(hub.TypeScheduleDeviceMethod), Label: "Direct method"},
-	{Value: string(hub.TypeScheduleUpdateTwin), Label: "Twin update"},
-}
+// jobTypes and jobStatuses are the list's filters, in the jobs vocabulary's
+// order and words; "" is no filter.
+var (
+	jobTypes    = filterOptions("Any type", jobs.Types, jobs.TypeLabel)
+	jobStatuses = filterOptions("Any status", jobs.Statuses, jobs.StatusLabel)
+)
 
-var jobStatuses = []views.Option{
-	{Value: "", Label: "Any status"},
-	{Value: string(hub.StatusQueued), Label: "Queued"},
-	{Value: string(hub.StatusEnqueued), Label: "Enqueued"},
-	{Value: string(hub.StatusScheduled), Label: "Scheduled"},
-	{Value: string(hub.StatusRunning), Label: "Running"},
-	{Value: string(hub.StatusCompleted), Label: "Completed"},
-	{Value: string(hub.StatusFailed), Label: "Failed"},
-	{Value: string(hub.StatusCancelled), Label: "Cancelled"},
-	{Value: string(hub.StatusUnknown), Label: "Unknown"},
+func filterOptions[T ~string](anyLabel string, values []T, label func(string) string) []views.Option {
+	opts := []views.Option{{Value: "", Label: anyLabel}}
+	for _, v := range values {
+		opts = append(opts, views.Option{Value: string(v), Label: label(string(v))})
+	}
+	return opts
 }
 
 // Index serves GET /: the first hub's jobs, or the audit trail for someone
@@ -94,13 +92,19 @@ func (h *Handlers) Jobs(c echo.Context) error {
 		if needle != "" && !strings.Contains(strings.ToLower(j.JobID), needle) {
 			continue
 		}
-		m.Rows = append(m.Rows, views.JobRow{Hub: hb.Name, ID: j.JobID, Type: string(j.Type), Status: string(j.Status),
-			Created: j.CreatedTime.Time, Started: j.StartTime.Time, Ended: j.EndTime.Time, Stats: statsView(j.DeviceJobStatistics)})
-		if active(j.Status) {
+		m.Rows = append(m.Rows, jobRow(hb.Name, &j))
+		if jobs.Active(j.Status) {
 			m.Poll = true
 		}
 	}
 	return page(c, http.StatusOK, views.JobsPage(h.layout(c, "Jobs on "+hb.Name, "jobs", hb.Name), m), views.JobsTable(m))
+}
+
+// jobRow is one job as a line of a list, in the jobs vocabulary's words.
+func jobRow(hubName string, j *hub.Job) views.JobRow {
+	return views.JobRow{Hub: hubName, ID: j.JobID, Type: string(j.Type), Status: string(j.Status),
+		TypeLabel: jobs.TypeLabel(string(j.Type)), StatusLabel: jobs.StatusLabel(string(j.Status)),
+		Created: j.CreatedTime.Time, Started: j.StartTime.Time, Ended: j.EndTime.Time, Stats: statsView(j.DeviceJobStatistics)}
 }
 
 // jobsQuery validates the list's filters: unknown values are a 400 that

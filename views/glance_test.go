@@ -66,7 +66,7 @@ func TestOperatorWithoutRightsOnThisHubIsToldWhy(t *testing.T) {
 
 func TestDeviceStatusFilterLinksKeepTheirPlace(t *testing.T) {
 	m := views.DevicePage{Hub: "prod", JobID: "j", Total: 120, Matching: 77, PageSize: 50, Status: "failed",
-		Counts: map[string]int{"failed": 77, "completed": 43}}
+		Counts: map[string]int{"failed": 77, "completed": 43}, StatusLabels: map[string]string{"failed": "Failed", "completed": "Completed"}}
 	for i := range 50 {
 		m.Devices = append(m.Devices, views.Device{ID: "d" + string(rune('a'+i%26)), Status: "failed"})
 	}

@@ -12,7 +12,8 @@ import (
 )
 
 func activeJob(hub, id, status string, started time.Time) views.ActiveJob {
-	return views.ActiveJob{JobRow: views.JobRow{Hub: hub, ID: id, Type: "scheduleDeviceMethod", Status: status, Started: started}}
+	return views.ActiveJob{JobRow: views.JobRow{Hub: hub, ID: id, Type: "scheduleDeviceMethod", Status: status, Started: started,
+		TypeLabel: "Direct method", StatusLabel: strings.ToUpper(status[:1]) + status[1:]}}
 }
 
 func TestActiveAcrossOrdersRunningThenScheduledByStartThenQueued(t *testing.T) {
@@ -54,7 +55,7 @@ func TestActiveJobsSection(t *testing.T) {
 	running.Method, running.StopsBy = "reboot", t0.Add(time.Hour)
 	running.Stats = &views.Stats{Devices: 200, Succeeded: 90, Failed: 10, Running: 20, Pending: 80}
 	scheduled := activeJob("prod", "s-1", "scheduled", t0.Add(time.Hour))
-	scheduled.Type = "scheduleUpdateTwin"
+	scheduled.Type, scheduled.TypeLabel = "scheduleUpdateTwin", "Twin update"
 
 	for _, tc := range []struct {
 		name  string

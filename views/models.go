@@ -88,6 +88,8 @@ type Job struct {
 	Hub, ID       string
 	Type          string // wire value, e.g. scheduleDeviceMethod
 	Status        string // wire value, e.g. scheduled
+	TypeLabel     string // Type and Status in words (handlers fill them from
+	StatusLabel   string // the jobs vocabulary; views only show them)
 	Terminal      bool
 	Cancellable   bool // the hub accepts a cancel in this state
 	Created       time.Time
@@ -126,13 +128,10 @@ type Twin struct {
 type CancelControl struct {
 	Allowed         bool // the user may cancel on this hub (role and hub operators)
 	NotOnThisHub    bool // an operator elsewhere, but this hub narrows who may cancel
-	ConfirmRequired bool // ≥ ConfirmThreshold devices: type the job id
+	ConfirmRequired bool // a large job (jobs.ConfirmThreshold): type the job id
 	MaxReason       int  // reason length cap
 	CSRFToken       string
 }
-
-// ConfirmThreshold is the device count from which cancel asks to type the id.
-const ConfirmThreshold = 1000
 
 // Banner is the outcome of an action shown above the job.
 type Banner struct {
@@ -176,13 +175,15 @@ type JobFilter struct {
 
 // JobRow is one line of the job list.
 type JobRow struct {
-	Hub, ID string
-	Type    string
-	Status  string
-	Created time.Time
-	Started time.Time
-	Ended   time.Time
-	Stats   *Stats
+	Hub, ID     string
+	Type        string
+	Status      string
+	TypeLabel   string // Type and Status in words
+	StatusLabel string
+	Created     time.Time
+	Started     time.Time
+	Ended       time.Time
+	Stats       *Stats
 }
 
 // JobList is /hubs/{hub}/jobs.
@@ -276,6 +277,7 @@ func compareStart(a, b time.Time) int {
 type Device struct {
 	ID               string
 	Status           string
+	StatusLabel      string // Status in words
 	Started, Ended   time.Time
 	LastUpdated      time.Time
 	ErrorCode        string
@@ -298,7 +300,9 @@ type DevicePage struct {
 	FailedIDs  []string
 	Failures   []FailureKind  // why devices failed, most common first
 	Counts     map[string]int // per status
-	Freshness  Age
+	// StatusLabels are the device statuses in words, for the filter tabs.
+	StatusLabels map[string]string
+	Freshness    Age
 }
 
 // FailureKind is one reason devices failed (an IoT Hub error code, or the

@@ -2,33 +2,9 @@ package views
 
 import "strings"
 
-// Plain-words text for the hub's enums. IoT Hub spells the job status
-// "cancelled" and the per-device status "canceled"; both read "Cancelled".
-
-// StatusLabel is a job or device status for people.
-func StatusLabel(status string) string {
-	switch status {
-	case "enqueued":
-		return "Enqueued"
-	case "queued":
-		return "Queued"
-	case "scheduled":
-		return "Scheduled"
-	case "running":
-		return "Running"
-	case "completed":
-		return "Completed"
-	case "failed":
-		return "Failed"
-	case "cancelled", "canceled":
-		return "Cancelled"
-	case "pending":
-		return "Pending"
-	case "", "unknown":
-		return "Unknown"
-	}
-	return status
-}
+// Plain-words text views own: what a status means, audit actions, hub
+// error codes. The short words for a job's status and type come with the
+// view models (handlers fill them from the jobs vocabulary).
 
 // statusExplanations say what each job status means and what happens next.
 var statusExplanations = map[string]string{
@@ -51,19 +27,6 @@ func StatusExplanation(status string) string {
 		return statusExplanations["unknown"]
 	}
 	return "IoT Hub reported a status this portal does not know (\"" + status + "\"). Check the hub's documentation."
-}
-
-// TypeLabel is a job type for people.
-func TypeLabel(t string) string {
-	switch t {
-	case "scheduleDeviceMethod":
-		return "Direct method"
-	case "scheduleUpdateTwin":
-		return "Twin update"
-	case "", "unknown":
-		return "Unknown type"
-	}
-	return t
 }
 
 // ActionLabel is an audit action for people.

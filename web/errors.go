@@ -23,14 +23,12 @@ func (s *Server) handleError(err error, c echo.Context) {
 	if p.Status == http.StatusMethodNotAllowed {
 		c.Response().Header().Set(echo.HeaderAllow, allowHeader(c))
 	}
-	switch {
-	case p.Status >= 500:
-		s.deps.Logger.ErrorContext(ctx, "request failed", "status", p.Status, "err", err,
-			"path", c.Request().URL.Path, "request_id", handlers.RequestID(ctx))
-	case p.Status != http.StatusNotFound:
-		s.deps.Logger.InfoContext(ctx, "request refused", "status", p.Status, "err", err,
-			"path", c.Request().URL.Path, "request_id", handlers.RequestID(ctx))
+	msg := "request refused"
+	if p.Status >= 500 {
+		msg = "request failed"
 	}
+	s.deps.Logger.Log(ctx, p.LogLevel(), msg, "status", p.Status, "err", err,
+		"path", c.Request().URL.Path, "request_id", handlers.RequestID(ctx))
 	s.handlers.RenderProblem(c.Response(), c.Request(), p)
 }
 

@@ -51,7 +51,8 @@ func (s *Server) routes() {
 	e.GET("/hubs/:hub/jobs/:id/status", h.JobStatus, viewer...)
 	page("/hubs/:hub/jobs/:id/devices", h.Devices, viewer...)
 	e.GET("/hubs/:hub/jobs/:id/devices.csv", h.DevicesCSV, viewer...)
-	// Cancel: role (and hub operators) → CSRF → the handler's own order.
+	// Cancel: role (and hub operators) → CSRF → h.Cancel, which validates
+	// and hands the audited cancel to jobs.Service.Cancel.
 	e.POST("/hubs/:hub/jobs/:id/cancel", h.Cancel, session, user, h.CancelAuthorize, csrf)
 	page("/audit", h.Audit, session, role(auth.RoleAuditor))
 	e.GET("/audit.csv", h.AuditCSV, session, role(auth.RoleAuditor))

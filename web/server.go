@@ -20,6 +20,7 @@ import (
 	"github.com/hubjobs/hubjobs/auth"
 	"github.com/hubjobs/hubjobs/handlers"
 	"github.com/hubjobs/hubjobs/hub"
+	"github.com/hubjobs/hubjobs/jobs"
 	"github.com/hubjobs/hubjobs/static"
 	"github.com/hubjobs/hubjobs/views"
 )
@@ -62,6 +63,7 @@ type Deps struct {
 type Server struct {
 	echo     *echo.Echo
 	handlers *handlers.Handlers
+	jobs     *jobs.Service
 	deps     Deps
 	draining atomic.Bool
 	https    bool
@@ -90,6 +92,7 @@ func New(d Deps) (*Server, error) {
 	}
 	seen := map[string]bool{}
 	hubs := make([]handlers.Hub, 0, len(d.Hubs))
+	budgets := make(map[string]jobs.HubJobs, len(d.Hubs))
 	for _, h := range d.Hubs {
 		switch {
 		case seen[h.Name]:
@@ -105,12 +108,14 @@ func New(d Deps) (*Server, error) {
 			b = hub.NewBudgeted(h.Client, hub.BudgetConfig{TTL: d.BudgetTTL, JobsOpsPerMinute: h.JobsOpsPerMinute, Now: d.Now})
 		}
 		hubs = append(hubs, handlers.Hub{Name: h.Name, Host: b.Client().Host(), Jobs: b, Operators: h.Operators})
+		budgets[h.Name] = b
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
 	s := &Server{deps: d, https: isHTTPS(d.PublicURL)}
-	s.handlers = handlers.New(handlers.Config{Hubs: hubs, Audit: d.Audit, Logger: d.Logger, Now: d.Now, Version: d.Version, Assets: pageAssets, Registerer: d.Registry})
+	s.jobs = jobs.New(jobs.Config{Hubs: budgets, Audit: d.Audit, Logger: d.Logger, Now: d.Now, Registerer: d.Registry})
+	s.handlers = handlers.New(handlers.Config{Hubs: hubs, Jobs: s.jobs, Audit: d.Audit, Logger: d.Logger, Now: d.Now, Version: d.Version, Assets: pageAssets})
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.IPExtractor = IPExtractor(d.TrustedProxies)
@@ -124,6 +129,10 @@ func New(d Deps) (*Server, error) {
 	s.routes()
 	return s, nil
 }
+
+// Jobs is the portal's jobs service: cmd runs its reconciliation of
+// pending intents (Jobs().Run) beside the server.
+func (s *Server) Jobs() *jobs.Service { return s.jobs }
 
 // Handler is the portal as an http.Handler.
 func (s *Server) Handler() http.Handler { return s.echo }

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/url"
 	"sync"
-	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/prometheus/client_golang/prometheus"
@@ -40,11 +39,6 @@ type portalOptions struct {
 	// Registry collects the metrics; nil makes a fresh one.
 	Registry *prometheus.Registry
 }
-
-// reconcileEvery is how often pending cancel intents (a crash between the hub
-// call and the outcome entry, possibly on another replica) are settled after
-// the one pass at start-up.
-const reconcileEvery = 5 * time.Minute
 
 // newPortal wires every component from cfg. It is the only constructor of
 // audit, hub, auth and web objects in the program.
@@ -122,7 +116,7 @@ func newPortal(ctx context.Context, cfg *config.Config, logger *slog.Logger, opt
 
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
 	p.stop = stop
-	p.wg.Go(func() { p.reconcileLoop(bg, clients) })
+	p.wg.Go(func() { p.web.Jobs().Run(bg) }) // settles cancel intents a crash left pending
 	ok = true
 	return p, nil
 }
@@ -185,42 +179,6 @@ func newHubClients(hubs []config.Hub, metrics *hub.Metrics) (map[string]*hub.Cli
 		clients[h.Name] = client
 	}
 	return clients, nil
-}
-
-// reconcileLoop settles cancel intents that never got an outcome: once at
-// start-up, then every reconcileEvery. A hub that cannot be reached leaves
-// its intents pending for the next pass; it never delays readiness.
-func (p *portal) reconcileLoop(ctx context.Context, clients map[string]*hub.Client) {
-	lookup := func(ctx context.Context, hubName, jobID string) (string, error) {
-		c, ok := clients[hubName]
-		if !ok {
-			return "", fmt.Errorf("hub %q is no longer configured", hubName)
-		}
-		job, err := c.GetJob(ctx, jobID)
-		if errors.Is(err, hub.ErrNotFound) {
-			return "not_found", nil
-		}
-		if err != nil {
-			return "", err
-		}
-		return string(job.Status), nil
-	}
-	tick := time.NewTicker(reconcileEvery)
-	defer tick.Stop()
-	for {
-		settled, err := p.store.Reconcile(ctx, lookup)
-		if settled > 0 {
-			p.logger.Info("reconciled pending cancel intents", "settled", settled)
-		}
-		if err != nil && ctx.Err() == nil {
-			p.logger.Warn("reconciling pending cancel intents", "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-	}
 }
 
 // originOf is scheme://host of a validated URL: the IdP's origin, which the
