@@ -240,36 +240,90 @@ func clip(s string) string {
 	return s
 }
 
-// splitJobs packs a wave's devices, in order, into as few IN-list
-// conditions as the length budget allows. A single quoted id is at most
-// 2·128+2 characters, far under the budget, so every job gets at least one.
+// splitJobs cuts a wave's devices into hub jobs whose IN-list conditions
+// fit the length budget.
 func splitJobs(rid string, wave int, devices []string) []Job {
-	var jobs []Job
-	var b strings.Builder
-	first := 0
-	flush := func(end int) {
-		b.WriteString(inSuffix)
-		jobs = append(jobs, Job{
-			ID: JobID(rid, wave, len(jobs)+1), Wave: wave, Part: len(jobs) + 1,
-			Condition: b.String(), Devices: devices[first:end:end],
-		})
-		b = strings.Builder{}
-		first = end
-	}
-	for i, id := range devices {
-		q := quote(id)
-		if i > first && b.Len()+1+len(q)+len(inSuffix) > conditionBudget {
-			flush(i)
-		}
-		if i == first {
-			b.WriteString(inPrefix)
-		} else {
-			b.WriteByte(',')
-		}
-		b.WriteString(q)
-	}
-	if len(devices) > first {
-		flush(len(devices))
+	groups := packIN(devices, 0)
+	jobs := make([]Job, len(groups))
+	for i, g := range groups {
+		jobs[i] = Job{ID: JobID(rid, wave, i+1), Wave: wave, Part: i + 1, Condition: inList(g), Devices: g}
 	}
 	return jobs
+}
+
+// packIN cuts devices, in order, into as few groups as possible whose
+// `deviceId IN [...]` list, plus extra characters around it, fits the
+// budget. A single quoted id is at most 2·128+2 characters, far under it,
+// so every group holds at least one device.
+func packIN(devices []string, extra int) [][]string {
+	var groups [][]string
+	first, length := 0, 0
+	for i, id := range devices {
+		q := quotedLen(id)
+		if i > first && length+1+q+len(inSuffix) > conditionBudget-extra {
+			groups = append(groups, devices[first:i:i])
+			first = i
+		}
+		if i == first {
+			length = len(inPrefix) + q
+		} else {
+			length += 1 + q
+		}
+	}
+	if len(devices) > first {
+		groups = append(groups, devices[first:len(devices):len(devices)])
+	}
+	return groups
+}
+
+// quotedLen is len(quote(id)) without building the string.
+func quotedLen(id string) int {
+	return len(id) + 2 + strings.Count(id, `'`) + strings.Count(id, `\`)
+}
+
+// inList is the `deviceId IN ['a','b']` condition naming devices.
+func inList(devices []string) string {
+	var b strings.Builder
+	b.WriteString(inPrefix)
+	for i, id := range devices {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(quote(id))
+	}
+	b.WriteString(inSuffix)
+	return b.String()
+}
+
+const countPrefix = "SELECT COUNT() AS numberOfDevices FROM devices WHERE "
+
+// HealthQueries are the COUNT queries that count, among the devices of
+// waves 1 to through, those matching health (the rollout's "unhealthy"
+// condition); their counts add up. Device lists are split so that every
+// full query stays under the hub's length limit.
+func (p *Plan) HealthQueries(health string, through int) ([]string, error) {
+	head := countPrefix + "(" + health + ") AND "
+	var queries []string
+	var reached []string
+	for _, w := range p.Waves[:min(max(through, 0), len(p.Waves))] {
+		if w.Devices == nil { // a condition plan: its one job's condition
+			q := head + "(" + w.Jobs[0].Condition + ")"
+			if len(q) > MaxCondition {
+				return nil, fmt.Errorf("%w: the health count query is %d characters, the hub allows %d", ErrConditionTooLong, len(q), MaxCondition)
+			}
+			queries = append(queries, q)
+			continue
+		}
+		reached = append(reached, w.Devices...)
+	}
+	if len(reached) == 0 {
+		return queries, nil
+	}
+	if conditionBudget-len(head) < len(inPrefix)+2*maxDevice+2+len(inSuffix) {
+		return nil, fmt.Errorf("%w: the health query leaves no room for the device list", ErrConditionTooLong)
+	}
+	for _, g := range packIN(reached, len(head)) {
+		queries = append(queries, head+inList(g))
+	}
+	return queries, nil
 }
