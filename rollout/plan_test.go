@@ -125,9 +125,11 @@ func TestPlanSplitsAtTheLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := p.Waves[0]
-	// A GUID is 38 characters quoted, 39 with its comma: about 208 a job.
-	if len(w.Jobs) != 10 {
-		t.Errorf("2000 GUIDs in %d jobs, want 10", len(w.Jobs))
+	// A GUID is 38 characters quoted, 39 with its comma: 209 fill a job
+	// to exactly 13 + 209·38 + 208 + 1 = 8,164 characters, the budget.
+	if len(w.Jobs) != 10 || len(w.Jobs[0].Devices) != 209 || len(w.Jobs[0].Condition) != conditionBudget {
+		t.Errorf("2000 GUIDs in %d jobs, the first of %d devices and %d characters; want 10, 209, %d",
+			len(w.Jobs), len(w.Jobs[0].Devices), len(w.Jobs[0].Condition), conditionBudget)
 	}
 	for _, j := range w.Jobs[:len(w.Jobs)-1] {
 		if len(j.Condition) > conditionBudget || len(j.Condition)+39 <= conditionBudget {
