@@ -395,6 +395,9 @@ func (s *Sender) settle(ctx context.Context, d claimed, a attempt) error {
 		return nil
 	}
 	s.metrics.count(o.status)
+	if o.status == Delivered && d.attempts > 0 {
+		s.receiverIsBack(ctx, d.webhook, now)
+	}
 	if o.status != Delivered {
 		s.logger.Warn("notify: delivery not accepted", slog.String("webhook", d.webhook),
 			slog.String("delivery", d.id), slog.String("event", string(d.event)),
@@ -402,6 +405,20 @@ func (s *Sender) settle(ctx context.Context, d claimed, a attempt) error {
 			slog.String("reason", o.reason))
 	}
 	return nil
+}
+
+// receiverIsBack makes the webhook's other waiting deliveries due now: an
+// accepted retry means the receiver recovered, and the heads of other keys
+// should not sit out the rest of their backoff (up to retryCap). Deliveries
+// the receiver throttled (429) keep their wait.
+func (s *Sender) receiverIsBack(ctx context.Context, webhook string, now time.Time) {
+	_, err := s.outbox.db.ExecContext(ctx, `UPDATE notify_outbox SET next_attempt_us = $1
+		WHERE webhook = $2 AND status = 'pending' AND next_attempt_us > $1 AND last_status <> 429`,
+		now.UnixMicro(), webhook)
+	if err != nil {
+		s.logger.Warn("notify: rescheduling a recovered webhook's deliveries failed",
+			slog.String("webhook", webhook), slog.String("error", err.Error()))
+	}
 }
 
 // housekeep refreshes the backlog gauges and, hourly, deletes settled

@@ -402,3 +402,56 @@ func TestRunDeliversInTheBackgroundAndStopsWithItsContext(t *testing.T) {
 		}
 	})
 }
+
+func TestAnAcceptedRetryMakesTheWebhooksOtherWaitingDeliveriesDue(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		db, _ := b.open(t)
+		rc := newReceiver(t)
+		clock := newFakeClock()
+		other := hook("other", rc.URL+"/other", FormatJSON, RolloutHalted)
+		o := openOutbox(t, db, b.dialect, clock, hook("ops", rc.URL, FormatJSON, RolloutHalted), other)
+		rc.setAnswer(func(r *http.Request, body []byte) (int, http.Header, string) {
+			if strings.Contains(string(body), `"r3"`) {
+				return 429, http.Header{"Retry-After": {"600"}}, "" // throttled: keeps its wait
+			}
+			return 503, nil, ""
+		})
+		enqueue(t, db, o, halted("r1"), halted("r2"), halted("r3"))
+		s := newSender(t, o, SenderConfig{MaxConcurrent: 8})
+		s.sendAllDue(t)
+		// Give r2 a much longer wait, as after many failures.
+		later := clock.Now().Add(10 * time.Minute).UnixMicro()
+		if _, err := db.Exec(`UPDATE notify_outbox SET next_attempt_us = $1 WHERE ordering_key LIKE '%r2'`, later); err != nil {
+			t.Fatal(err)
+		}
+		rc.setAnswer(func(r *http.Request, _ []byte) (int, http.Header, string) {
+			if r.URL.Path == "/other" {
+				return 503, nil, "" // still down
+			}
+			return 200, nil, ""
+		})
+		clock.Advance(10 * time.Second) // r1's retry is due, r2's is not
+		s.sendAllDue(t)
+		got := map[string]Status{}
+		for _, d := range deliveries(t, o) {
+			got[d.Webhook+" "+d.Key] = d.Status
+		}
+		want := map[string]Status{
+			"ops /hubs/prod/rollouts/r1": Delivered, "ops /hubs/prod/rollouts/r2": Delivered,
+			"ops /hubs/prod/rollouts/r3": Pending, // throttled
+			// Another webhook's receiver did not come back.
+			"other /hubs/prod/rollouts/r1": Pending, "other /hubs/prod/rollouts/r2": Pending,
+			"other /hubs/prod/rollouts/r3": Pending,
+		}
+		for k, w := range want {
+			if got[k] != w {
+				t.Errorf("%s: %s, want %s", k, got[k], w)
+			}
+		}
+		for _, d := range deliveries(t, o) {
+			if d.Webhook == "other" && d.Key == "/hubs/prod/rollouts/r2" && d.NextAttemptAt.UnixMicro() != later {
+				t.Errorf("other's r2 was rescheduled to %s", d.NextAttemptAt)
+			}
+		}
+	})
+}
