@@ -225,9 +225,9 @@ func (s *Sender) claim(ctx context.Context, n int) ([]claimed, error) {
 	return batch, nil
 }
 
-// deliver makes one attempt and records its outcome. When ctx ends during
-// the attempt, the lease is released instead: the outcome is unknown, and
-// the next sender to start should not wait for the lease to expire.
+// deliver makes one attempt and records its outcome. When ctx ends before
+// the receiver answered, the lease is released instead: the outcome is
+// unknown, and the next sender to start should not wait for it to expire.
 func (s *Sender) deliver(ctx context.Context, d claimed) {
 	var a attempt
 	if w, ok := s.outbox.webhook(d.webhook); ok {
@@ -237,7 +237,7 @@ func (s *Sender) deliver(ctx context.Context, d claimed) {
 	}
 	dbctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
 	defer cancel()
-	if ctx.Err() != nil {
+	if ctx.Err() != nil && a.status == 0 {
 		_, err := s.outbox.db.ExecContext(dbctx, `UPDATE notify_outbox SET lease_owner = '', lease_until_us = 0
 			WHERE seq = $1 AND lease_owner = $2`, d.seq, s.owner)
 		if err != nil {
