@@ -17,9 +17,23 @@ import (
 // capped. The entry is committed (on disk for SQLite, synchronous=FULL)
 // before Append returns; a storage failure wraps ErrUnavailable and leaves
 // nothing behind, and an entry that makes no sense wraps ErrInvalid.
+//
+// Append does not stop when ctx is cancelled or its deadline passes: it
+// keeps ctx's values (for the log line) but runs under its own bound,
+// appendTimeout. A client that hangs up mid-request must not erase the
+// record of what it did (an attacker could probe without a trace), and its
+// hang-up is no store failure (it would trip the failure alert). A store
+// that is really down still fails at once (connection refused, closed
+// handle) or, if it hangs, within appendTimeout.
 func (s *Store) Append(ctx context.Context, e Entry) (Entry, error) {
 	return s.append(ctx, e, false)
 }
+
+// appendTimeout bounds one append, the wait for the writer included. It is
+// above SQLite's 5 s busy timeout, so a second process holding the file's
+// lock is waited for, and well under a cancel's 25 s hub budget, which the
+// intent's append delays.
+const appendTimeout = 10 * time.Second
 
 // errSettled: the intent got an outcome meanwhile (see append's unlessSettled).
 var errSettled = errors.New("audit: intent already settled")
@@ -37,6 +51,8 @@ func (s *Store) append(ctx context.Context, e Entry, unlessSettled bool) (Entry,
 	}
 	e.Time = e.Time.UTC().Truncate(time.Microsecond) // what the database keeps
 
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), appendTimeout)
+	defer cancel()
 	start := time.Now()
 	stored, err := s.appendSerialised(ctx, e, unlessSettled)
 	s.metrics.observe(time.Since(start), err)
@@ -137,7 +153,7 @@ func newAppendMetrics(r prometheus.Registerer) (*appendMetrics, error) {
 		}),
 		failures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "hubjobs_audit_append_failures_total",
-			Help: "Audit appends that failed; each one refused a cancel with 503.",
+			Help: "Audit appends the store failed (down, read-only, over its time bound); a failed cancel intent refused the cancel with 503.",
 		}),
 	}
 	var err error

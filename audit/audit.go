@@ -48,6 +48,16 @@ const (
 	AuthzDenied         Action = "authz.denied"
 )
 
+// Actions lists every action above, in the order the /audit filter offers
+// them. Callers outside this package use it (and the constants) rather than
+// spelling action names again. A new slice each call.
+func Actions() []Action {
+	return []Action{
+		JobCancelIntent, JobCancelSucceeded, JobCancelRefused, JobCancelUnknown, JobCancelDenied,
+		JobCancelReconciled, AuthLogin, AuthLoginFailed, AuthLogout, CSRFBlocked, AuthzDenied,
+	}
+}
+
 // cancelOutcomes are the actions that settle a job.cancel.intent sharing
 // their RequestID. PendingIntents and Reconcile rely on this list.
 var cancelOutcomes = []Action{
@@ -80,7 +90,8 @@ type Entry struct {
 	Hash          string
 }
 
-// Filter selects entries for GET /audit (newest first).
+// Filter selects entries for GET /audit (newest first) and GET /audit.csv
+// (oldest first, like the CLI's export).
 //
 // User matches the actor's subject exactly, or a prefix of the actor's name
 // or e-mail, case-insensitively (ASCII only on SQLite). Since is inclusive,
@@ -90,7 +101,9 @@ type Filter struct {
 	User, Hub, JobID string
 	Action           Action
 	Since, Until     time.Time
-	BeforeSeq        int64 // paging: entries with Seq < BeforeSeq; 0 = newest
+	BeforeSeq        int64 // paging newest first: entries with Seq < BeforeSeq; 0 = no bound
+	AfterSeq         int64 // paging oldest first: entries with Seq > AfterSeq; 0 = no bound
+	OldestFirst      bool  // seq order, the order exports and Verify use
 	Limit            int
 }
 
@@ -136,8 +149,8 @@ type Store struct {
 	metrics *appendMetrics
 
 	// appendSlot serialises appends inside the process (capacity 1). It is a
-	// channel rather than a mutex so that a caller's deadline still applies
-	// while it waits its turn.
+	// channel rather than a mutex so that the append's time bound
+	// (appendTimeout) still applies while it waits its turn.
 	appendSlot     chan struct{}
 	reconcileGrace time.Duration
 	// opened is when this Store was opened: intents stamped since then may

@@ -36,9 +36,30 @@ func scanEntry(rows *sql.Rows) (Entry, error) {
 	return e, nil
 }
 
-// List returns entries matching f, newest first. Page on with
-// f.BeforeSeq = the last Seq of the previous page.
+// List returns entries matching f, newest first (oldest first with
+// f.OldestFirst). Page on with f.BeforeSeq (or f.AfterSeq) = the last Seq
+// of the previous page.
 func (s *Store) List(ctx context.Context, f Filter) ([]Entry, error) {
+	where, args := f.conditions()
+	limit := f.Limit
+	switch {
+	case limit <= 0:
+		limit = DefaultListLimit
+	case limit > MaxListLimit:
+		limit = MaxListLimit
+	}
+	order := " ORDER BY seq DESC"
+	if f.OldestFirst {
+		order = " ORDER BY seq"
+	}
+	args = append(args, limit)
+	q := `SELECT ` + entryColumns + ` FROM audit_entries` + where + order + fmt.Sprintf(" LIMIT $%d", len(args))
+	return s.query(ctx, "list", q, args...)
+}
+
+// conditions is f as a SQL WHERE clause (empty when f selects everything)
+// and its arguments, numbered $1…; Limit and the order are the caller's.
+func (f Filter) conditions() (string, []any) {
 	var where []string
 	var args []any
 	arg := func(v any) string {
@@ -68,19 +89,13 @@ func (s *Store) List(ctx context.Context, f Filter) ([]Entry, error) {
 	if f.BeforeSeq > 0 {
 		where = append(where, "seq < "+arg(f.BeforeSeq))
 	}
-	limit := f.Limit
-	switch {
-	case limit <= 0:
-		limit = DefaultListLimit
-	case limit > MaxListLimit:
-		limit = MaxListLimit
+	if f.AfterSeq > 0 {
+		where = append(where, "seq > "+arg(f.AfterSeq))
 	}
-	q := `SELECT ` + entryColumns + ` FROM audit_entries`
-	if len(where) > 0 {
-		q += ` WHERE ` + strings.Join(where, " AND ")
+	if len(where) == 0 {
+		return "", nil
 	}
-	q += ` ORDER BY seq DESC LIMIT ` + arg(limit)
-	return s.query(ctx, "list", q, args...)
+	return " WHERE " + strings.Join(where, " AND "), args
 }
 
 // escapeLike makes s match itself literally inside LIKE … ESCAPE '\'.

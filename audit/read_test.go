@@ -66,6 +66,9 @@ func TestList_FiltersAndPaging(t *testing.T) {
 			{name: "NextPage", filter: Filter{Limit: 3, BeforeSeq: 6}, want: []int64{5, 4, 3}},
 			{name: "LastPage", filter: Filter{Limit: 3, BeforeSeq: 3}, want: []int64{2, 1}},
 			{name: "PageWithFilter", filter: Filter{User: "olive", BeforeSeq: 3}, want: []int64{2, 1}},
+			{name: "OldestFirst", filter: Filter{OldestFirst: true, Limit: 3}, want: []int64{1, 2, 3}},
+			{name: "OldestFirstNextPage", filter: Filter{OldestFirst: true, Limit: 3, AfterSeq: 3}, want: []int64{4, 5, 6}},
+			{name: "OldestFirstWithFilter", filter: Filter{OldestFirst: true, Hub: "prod", AfterSeq: 2}, want: []int64{3, 7}},
 		}
 		for _, tc := range tests {
 			t.Run(tc.name, func(t *testing.T) {

@@ -1,11 +1,9 @@
 package handlers
 
 import (
-	"encoding/csv"
 	"net/http"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -18,12 +16,8 @@ import (
 // auditPageSize is how many entries /audit shows per page.
 const auditPageSize = 50
 
-// auditActions are the actions the /audit filter offers (design.md).
-var auditActions = []audit.Action{
-	audit.JobCancelIntent, audit.JobCancelSucceeded, audit.JobCancelRefused, audit.JobCancelUnknown,
-	audit.JobCancelDenied, audit.JobCancelReconciled, audit.AuthLogin, audit.AuthLoginFailed,
-	audit.AuthLogout, audit.CSRFBlocked, audit.AuthzDenied,
-}
+// auditActions are the actions the /audit filter offers: every one audit defines.
+var auditActions = audit.Actions()
 
 // Audit serves GET /audit (auditor or admin; the route checks the role).
 func (h *Handlers) Audit(c echo.Context) error {
@@ -46,20 +40,17 @@ func (h *Handlers) Audit(c echo.Context) error {
 	return render(c, http.StatusOK, views.AuditFullPage(h.layout(c, "Audit trail", "audit", ""), m))
 }
 
-// auditCSVColumns are design.md's export keys, in order.
-var auditCSVColumns = []string{"seq", "time", "action", "result", "actor_iss", "actor_sub", "actor_name",
-	"actor_email", "actor_roles", "client_ip", "user_agent", "request_id", "hub", "job_id", "reason",
-	"hub_status", "hub_error_code", "hub_tracking_id", "prev_hash", "hash"}
-
 // AuditCSV serves GET /audit.csv: every entry matching the same filters as
-// /audit, newest first, streamed page by page.
+// /audit, oldest first (seq order, like `hubjobs audit export`), streamed
+// page by page through audit's CSV writer, so the web and the CLI send the
+// same columns, rendering and formula neutralisation.
 func (h *Handlers) AuditCSV(c echo.Context) error {
 	_, f, err := auditFilter(c)
 	if err != nil {
 		return err
 	}
 	ctx := c.Request().Context()
-	f.Limit = 500
+	f.BeforeSeq, f.OldestFirst, f.Limit = 0, true, audit.MaxListLimit
 	entries, err := h.audit.List(ctx, f)
 	if err != nil {
 		return err // nothing written yet: a proper error page
@@ -68,36 +59,22 @@ func (h *Handlers) AuditCSV(c echo.Context) error {
 	w.Header().Set(echo.HeaderContentType, "text/csv; charset=utf-8")
 	w.Header().Set(echo.HeaderContentDisposition, `attachment; filename="hubjobs-audit.csv"`)
 	w.WriteHeader(http.StatusOK)
-	cw := csv.NewWriter(w)
-	cw.Write(auditCSVColumns)
+	cw := audit.NewCSVWriter(w)
 	for len(entries) > 0 {
 		for _, e := range entries {
-			cw.Write(safeCSV(auditRow(e)))
+			cw.Write(e)
 		}
-		cw.Flush()
-		if len(entries) < f.Limit {
-			break
+		if err := cw.Flush(); err != nil || len(entries) < f.Limit {
+			return err
 		}
-		f.BeforeSeq = entries[len(entries)-1].Seq
+		f.AfterSeq = entries[len(entries)-1].Seq
 		if entries, err = h.audit.List(ctx, f); err != nil {
 			h.log.ErrorContext(ctx, "audit export cut short", "err", err)
-			cw.Write([]string{"", "", "", "export incomplete: the audit trail became unavailable"})
+			cw.WriteNote("export incomplete: the audit trail became unavailable")
 			break
 		}
 	}
-	cw.Flush()
-	return cw.Error()
-}
-
-func auditRow(e audit.Entry) []string {
-	status := ""
-	if e.HubStatus != 0 {
-		status = strconv.Itoa(e.HubStatus)
-	}
-	return []string{strconv.FormatInt(e.Seq, 10), e.Time.UTC().Format(time.RFC3339Nano), string(e.Action), e.Result,
-		e.Actor.Issuer, e.Actor.Subject, e.Actor.Name, e.Actor.Email, strings.Join(e.Actor.Roles, " "),
-		e.ClientIP, e.UserAgent, e.RequestID, e.Hub, e.JobID, e.Reason,
-		status, e.HubErrorCode, e.HubTrackingID, e.PrevHash, e.Hash}
+	return cw.Flush()
 }
 
 // auditFilter parses /audit's query; bad values are a 400 that names them.
@@ -159,15 +136,4 @@ func auditView(e audit.Entry) views.AuditEntry {
 		Actor: jobs.ActorName(e.Actor), ActorID: e.Actor.Subject, ActorRoles: e.Actor.Roles, Hub: e.Hub, JobID: e.JobID, Reason: e.Reason,
 		HubStatus: e.HubStatus, HubErrorCode: e.HubErrorCode, HubTrackingID: e.HubTrackingID,
 		RequestID: e.RequestID, ClientIP: e.ClientIP}
-}
-
-// safeCSV defuses spreadsheet formulas: a cell starting with = + - @ or a
-// tab/CR is prefixed with a quote so Excel and friends show it as text.
-func safeCSV(row []string) []string {
-	for i, v := range row {
-		if v != "" && strings.ContainsRune("=+-@\t\r", rune(v[0])) {
-			row[i] = "'" + v
-		}
-	}
-	return row
 }

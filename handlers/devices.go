@@ -14,6 +14,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/hubjobs/hubjobs/audit"
 	"github.com/hubjobs/hubjobs/hub"
 	"github.com/hubjobs/hubjobs/jobs"
 	"github.com/hubjobs/hubjobs/views"
@@ -292,4 +293,15 @@ func csvTime(t time.Time) string {
 		return ""
 	}
 	return t.UTC().Format(time.RFC3339)
+}
+
+// safeCSV neutralises every cell of a device row against spreadsheet
+// formulas, with the rule the audit export uses (audit.NeutralizeCSVCell):
+// device ids, error descriptions and payloads are the hub's and the
+// devices' text.
+func safeCSV(row []string) []string {
+	for i, v := range row {
+		row[i] = audit.NeutralizeCSVCell(v)
+	}
+	return row
 }
