@@ -26,8 +26,34 @@ import (
 // that is really down still fails at once (connection refused, closed
 // handle) or, if it hangs, within appendTimeout.
 func (s *Store) Append(ctx context.Context, e Entry) (Entry, error) {
-	return s.append(ctx, e, false)
+	return s.append(ctx, e, false, nil)
 }
+
+// AlsoFunc runs inside an append's transaction, after the entry is inserted
+// and before the commit, with the chain lock held. It writes the change the
+// entry records (a rollout's new state, a notification for the outbox), so
+// that the change, its audit entry and its notification are committed
+// together or not at all. It must only use tx, and return quickly: every
+// other append waits for it.
+type AlsoFunc func(ctx context.Context, tx *sql.Tx) error
+
+// AppendWith is Append with also run in the same transaction: an error from
+// also rolls everything back (nothing is appended) and is returned wrapped
+// as it came, not as ErrUnavailable, so callers can tell their own refusal
+// (a state that changed meanwhile) from a store failure.
+func (s *Store) AppendWith(ctx context.Context, e Entry, also AlsoFunc) (Entry, error) {
+	return s.append(ctx, e, false, also)
+}
+
+// DB is the database the trail lives in, for stores that keep their own
+// tables beside it (rollouts, the notification outbox) and join an append's
+// transaction through AppendWith. The audit tables stay append-only: their
+// triggers refuse any UPDATE or DELETE whoever sends it.
+func (s *Store) DB() *sql.DB { return s.db }
+
+// Dialect is "sqlite" or "postgres": which SQL the tables beside the trail
+// must speak. Both drivers take $N placeholders.
+func (s *Store) Dialect() string { return s.dialect.name }
 
 // appendTimeout bounds one append, the wait for the writer included. It is
 // above SQLite's 5 s busy timeout, so a second process holding the file's
@@ -41,7 +67,7 @@ var errSettled = errors.New("audit: intent already settled")
 // append is Append; with unlessSettled it writes nothing and returns
 // errSettled when an outcome for e.RequestID already exists, checked under
 // the chain lock so two replicas reconciling at once write one outcome.
-func (s *Store) append(ctx context.Context, e Entry, unlessSettled bool) (Entry, error) {
+func (s *Store) append(ctx context.Context, e Entry, unlessSettled bool, also AlsoFunc) (Entry, error) {
 	if err := validate(e); err != nil {
 		return Entry{}, err
 	}
@@ -54,7 +80,11 @@ func (s *Store) append(ctx context.Context, e Entry, unlessSettled bool) (Entry,
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), appendTimeout)
 	defer cancel()
 	start := time.Now()
-	stored, err := s.appendSerialised(ctx, e, unlessSettled)
+	stored, err := s.appendSerialised(ctx, e, unlessSettled, also)
+	var refused *alsoError
+	if errors.As(err, &refused) {
+		return Entry{}, refused.err // the caller's refusal, not a store failure
+	}
 	s.metrics.observe(time.Since(start), err)
 	if err != nil {
 		return Entry{}, err
@@ -63,7 +93,12 @@ func (s *Store) append(ctx context.Context, e Entry, unlessSettled bool) (Entry,
 	return stored, nil
 }
 
-func (s *Store) appendSerialised(ctx context.Context, e Entry, unlessSettled bool) (Entry, error) {
+// alsoError carries an AlsoFunc's own error out of the transaction.
+type alsoError struct{ err error }
+
+func (e *alsoError) Error() string { return e.err.Error() }
+
+func (s *Store) appendSerialised(ctx context.Context, e Entry, unlessSettled bool, also AlsoFunc) (Entry, error) {
 	select {
 	case s.appendSlot <- struct{}{}:
 		defer func() { <-s.appendSlot }()
@@ -108,6 +143,11 @@ func (s *Store) appendSerialised(ctx context.Context, e Entry, unlessSettled boo
 		r.HubStatus, r.HubErrorCode, r.HubTrackingID, e.PrevHash, e.Hash)
 	if err != nil {
 		return Entry{}, unavailable("append: insert", err)
+	}
+	if also != nil {
+		if err := also(ctx, tx); err != nil {
+			return Entry{}, &alsoError{err}
+		}
 	}
 	if err := tx.Commit(); err != nil {
 		return Entry{}, unavailable("append: commit", err)

@@ -195,7 +195,7 @@ func (s *Store) Reconcile(ctx context.Context, lookup StatusLookup) (int, error)
 			RequestID: intent.RequestID,
 			Hub:       intent.Hub,
 			JobID:     intent.JobID,
-		}, true)
+		}, true, nil)
 		switch {
 		case errors.Is(err, errSettled):
 		case err != nil:
