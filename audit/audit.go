@@ -41,11 +41,18 @@ const (
 	JobCreateSucceeded  Action = "job.create.succeeded"
 	JobCreateRefused    Action = "job.create.refused"
 	JobCreateUnknown    Action = "job.create.unknown"
-	AuthLogin           Action = "auth.login"
-	AuthLoginFailed     Action = "auth.login_failed"
-	AuthLogout          Action = "auth.logout"
-	CSRFBlocked         Action = "csrf.blocked"
-	AuthzDenied         Action = "authz.denied"
+	// A rollout's transitions. The engine's own steps carry actor
+	// EngineActor, with the rule that fired in the result.
+	RolloutCreated     Action = "rollout.created"
+	RolloutWaveStarted Action = "rollout.wave_started"
+	RolloutApproved    Action = "rollout.approved"
+	RolloutHalted      Action = "rollout.halted"
+	RolloutCompleted   Action = "rollout.completed"
+	AuthLogin          Action = "auth.login"
+	AuthLoginFailed    Action = "auth.login_failed"
+	AuthLogout         Action = "auth.logout"
+	CSRFBlocked        Action = "csrf.blocked"
+	AuthzDenied        Action = "authz.denied"
 )
 
 // Actions lists every action above, in the order the /audit filter offers
@@ -54,9 +61,16 @@ const (
 func Actions() []Action {
 	return []Action{
 		JobCancelIntent, JobCancelSucceeded, JobCancelRefused, JobCancelUnknown, JobCancelDenied,
-		JobCancelReconciled, AuthLogin, AuthLoginFailed, AuthLogout, CSRFBlocked, AuthzDenied,
+		JobCancelReconciled, JobCreateIntent, JobCreateSucceeded, JobCreateRefused, JobCreateUnknown,
+		RolloutCreated, RolloutWaveStarted, RolloutApproved, RolloutHalted, RolloutCompleted,
+		AuthLogin, AuthLoginFailed, AuthLogout, CSRFBlocked, AuthzDenied,
 	}
 }
+
+// EngineActor is the actor of what hubjobs does by itself (the rollout
+// engine's hub calls and transitions): no person, so no issuer, subject or
+// roles, and a name an auditor recognises.
+var EngineActor = Actor{Subject: "hubjobs", Name: "hubjobs"}
 
 // cancelOutcomes are the actions that settle a job.cancel.intent sharing
 // their RequestID. PendingIntents and Reconcile rely on this list.
