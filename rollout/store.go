@@ -97,6 +97,7 @@ type jobRow struct {
 	stats               *hub.DeviceJobStatistics
 	stops               time.Time // when the hub stops it by itself
 	created, finished   time.Time // when the hub took it; when the engine saw it over
+	updated             time.Time // when the row was last written
 }
 
 func micros(t time.Time) int64 {
@@ -335,7 +336,7 @@ func (s *Store) deviceIDs(ctx context.Context, id string) ([]string, error) {
 	return unpackIDs(blob)
 }
 
-const jobColumns = `job_id, wave, part, devices, state, start_us, status, stats, stops_us, created_us, finished_us`
+const jobColumns = `job_id, wave, part, devices, state, start_us, status, stats, stops_us, created_us, finished_us, updated_us`
 
 func (s *Store) jobs(ctx context.Context, q querier, rid string) ([]jobRow, error) {
 	rows, err := q.QueryContext(ctx, `SELECT `+jobColumns+` FROM rollout_jobs WHERE rollout = $1 ORDER BY wave, part`, rid)
@@ -351,12 +352,13 @@ func (s *Store) jobs(ctx context.Context, q querier, rid string) ([]jobRow, erro
 			stats         string
 			start, stops  int64
 			created, done int64
+			updated       int64
 		)
-		if err := rows.Scan(&j.id, &j.wave, &j.part, &j.devices, &state, &start, &status, &stats, &stops, &created, &done); err != nil {
+		if err := rows.Scan(&j.id, &j.wave, &j.part, &j.devices, &state, &start, &status, &stats, &stops, &created, &done, &updated); err != nil {
 			return nil, err
 		}
 		j.state, j.status, j.start, j.stops = jobState(state), hub.JobStatus(status), fromMicros(start), fromMicros(stops)
-		j.created, j.finished = fromMicros(created), fromMicros(done)
+		j.created, j.finished, j.updated = fromMicros(created), fromMicros(done), fromMicros(updated)
 		if stats != "" {
 			j.stats = new(hub.DeviceJobStatistics)
 			if err := json.Unmarshal([]byte(stats), j.stats); err != nil {
