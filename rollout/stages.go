@@ -37,6 +37,7 @@ type healthCount struct {
 	queries   []string
 	next      int
 	unhealthy int
+	verdict   *Verdict // once every count is in, until the bake is over
 }
 
 // listed reports whether r targets a frozen device list (several waves in
@@ -308,14 +309,11 @@ func (e *Engine) baking(ctx context.Context, r record, rows []jobRow, slots *slo
 			return e.haltByEngine(ctx, r, HaltError, fmt.Sprintf("the hub refused job %s", j.id), nil)
 		}
 	}
-	if now.Before(bakeEnd) {
-		if why == "" && !mayCreate {
-			why = fmt.Sprintf("wave %d needs an approver before its jobs are created", n)
-		}
-		return false, e.wait(ctx, r, why)
-	}
+	// The health rule is counted from one poll before the bake ends, so
+	// that when it fires the next wave's jobs are still scheduled, and
+	// cancelled, rather than already running.
 	c := change{}
-	if strings.TrimSpace(r.spec.Rules.HealthQuery) != "" {
+	if strings.TrimSpace(r.spec.Rules.HealthQuery) != "" && !now.Before(bakeEnd.Add(-e.poll)) {
 		v, done, err := e.healthVerdict(ctx, r, n)
 		if err != nil || !done {
 			return false, errors.Join(err, e.wait(ctx, r, "counting unhealthy devices among those reached; waiting for the hub's query budget"))
@@ -325,6 +323,12 @@ func (e *Engine) baking(ctx context.Context, r record, rows []jobRow, slots *slo
 		}
 		c.also = e.verdictWriter(r.id, n, v)
 	}
+	if now.Before(bakeEnd) {
+		if why == "" && !mayCreate {
+			why = fmt.Sprintf("wave %d needs an approver before its jobs are created", n)
+		}
+		return false, e.wait(ctx, r, why)
+	}
 	next, err := m.Next(r.status, Event{Kind: EventBakeOver, Wave: n, At: now})
 	if err != nil {
 		return false, err
@@ -333,12 +337,23 @@ func (e *Engine) baking(ctx context.Context, r record, rows []jobRow, slots *slo
 	if next.State == AwaitingApproval {
 		c.events = append(c.events, awaitingEvent(r, n))
 	}
-	return true, e.commit(ctx, r, c)
+	if err := e.commit(ctx, r, c); err != nil {
+		return false, err
+	}
+	e.forgetHealth(r.id)
+	return true, nil
+}
+
+func (e *Engine) forgetHealth(rid string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	delete(e.health, rid)
 }
 
 // healthVerdict counts the unhealthy devices among those of waves 1..n-1,
-// one query per poll budget allows; done is false until every count is in.
-// Stale counts are not used: a rule must not judge on old data.
+// as many queries per poll as the budget allows; done is false until every
+// count is in. Stale counts are not used: a rule must not judge on old
+// data. The verdict is kept until the bake is over (forgetHealth).
 func (e *Engine) healthVerdict(ctx context.Context, r record, n int) (Verdict, bool, error) {
 	reader, ok := e.hubs[r.hub]
 	if !ok {
@@ -361,6 +376,9 @@ func (e *Engine) healthVerdict(ctx context.Context, r record, n int) (Verdict, b
 		e.health[r.id] = h
 		e.mu.Unlock()
 	}
+	if h.verdict != nil {
+		return *h.verdict, true, nil
+	}
 	for h.next < len(h.queries) {
 		f, err := reader.CountDevices(ctx, strings.TrimPrefix(h.queries[h.next], countPrefix))
 		e.metrics.call(r.hub, "count_devices", err)
@@ -374,10 +392,9 @@ func (e *Engine) healthVerdict(ctx context.Context, r record, n int) (Verdict, b
 	for _, s := range r.sizes[:n-1] {
 		reached += s
 	}
-	e.mu.Lock()
-	delete(e.health, r.id)
-	e.mu.Unlock()
-	return r.spec.Rules.EvaluateHealth(n, h.unhealthy, reached), true, nil
+	v := r.spec.Rules.EvaluateHealth(n, h.unhealthy, reached)
+	h.verdict = &v
+	return v, true, nil
 }
 
 // haltByEngine halts r because a rule fired (or the engine cannot go on),
