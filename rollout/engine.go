@@ -341,8 +341,10 @@ func (e *Engine) commit(ctx context.Context, r record, c change) error {
 		return nil
 	}
 	if c.entry != nil {
-		_, err := e.trail.AppendWith(ctx, *c.entry, work)
-		return err
+		if _, err := e.trail.AppendWith(ctx, *c.entry, work); err != nil {
+			return err
+		}
+		return e.at("committed")
 	}
 	tx, err := e.store.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -352,7 +354,10 @@ func (e *Engine) commit(ctx context.Context, r record, c change) error {
 	if err := work(ctx, tx); err != nil {
 		return err
 	}
-	return tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	return e.at("committed")
 }
 
 // entry is an audit entry about rollout r; a rollout's entries carry its id

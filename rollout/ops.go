@@ -66,7 +66,9 @@ func (e *Engine) Create(ctx context.Context, origin jobs.Origin, rid string, s S
 		return nil, err
 	}
 	if !r.listed() && now1 {
-		if err := e.advance(ctx, rid, e.newSlots()); err != nil {
+		if err := e.advance(ctx, rid, e.newSlots()); errors.Is(err, errCrashed) {
+			return nil, err
+		} else if err != nil {
 			e.log.WarnContext(ctx, "rollout created; its first step failed and is retried by the engine", "rollout", rid, "err", err)
 		}
 		if busy := e.slotLost(ctx, rid, s); busy != nil {
