@@ -30,7 +30,6 @@ import (
 // schema), the real jobs service. Only the clock is fake, shared by all of
 // them, so a test moves time and every component agrees on it.
 
-
 const testPoll = 15 * time.Second
 
 type fixtureOptions struct {
