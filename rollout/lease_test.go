@@ -21,7 +21,9 @@ func TestTwoReplicasOneDriverAndTakeover(t *testing.T) {
 		t.Fatal(err)
 	}
 	sim := f.sims["prod"]
-	calls := func() int { return sim.Calls("createJob") + sim.Calls("getJob") + sim.Calls("queryJobs") + sim.Calls("queryDevices") }
+	calls := func() int {
+		return sim.Calls("createJob") + sim.Calls("getJob") + sim.Calls("queryJobs") + sim.Calls("queryDevices")
+	}
 	before := calls()
 	for range 3 {
 		if err := b.tick(context.Background()); err != nil {
