@@ -7,7 +7,9 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"os"
 	"sync"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,6 +19,7 @@ import (
 	"github.com/hubjobs/hubjobs/auth"
 	"github.com/hubjobs/hubjobs/config"
 	"github.com/hubjobs/hubjobs/hub"
+	"github.com/hubjobs/hubjobs/rollout"
 	"github.com/hubjobs/hubjobs/web"
 )
 
@@ -26,6 +29,7 @@ type portal struct {
 	logger  *slog.Logger
 	store   *audit.Store
 	web     *web.Server
+	engine  *rollout.Engine // nil unless rollouts.enabled
 	handler http.Handler
 	stop    context.CancelFunc // ends background work (reconciliation)
 	wg      sync.WaitGroup
@@ -94,9 +98,11 @@ func newPortal(ctx context.Context, cfg *config.Config, logger *slog.Logger, opt
 	if err != nil {
 		return nil, fmt.Errorf("auth: %w", err)
 	}
+	budgets := newBudgets(cfg, clients)
 	hubs := make([]web.Hub, len(cfg.Hubs))
 	for i, h := range cfg.Hubs {
-		hubs[i] = web.Hub{Name: h.Name, Client: clients[h.Name], Operators: h.Operators, JobsOpsPerMinute: h.JobsOpsPerMinute}
+		hubs[i] = web.Hub{Name: h.Name, Client: clients[h.Name], Operators: h.Operators, JobsOpsPerMinute: h.JobsOpsPerMinute,
+			Budget: budgets[h.Name]}
 	}
 	p.web, err = web.New(web.Deps{
 		Hubs:           hubs,
@@ -114,11 +120,66 @@ func newPortal(ctx context.Context, cfg *config.Config, logger *slog.Logger, opt
 	}
 	p.handler = p.web.Handler()
 
+	if cfg.Rollouts.Enabled {
+		if p.engine, err = newEngine(ctx, cfg, store, p.web, budgets, logger, reg); err != nil {
+			return nil, err
+		}
+	}
+
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
 	p.stop = stop
 	p.wg.Go(func() { p.web.Jobs().Run(bg) }) // settles cancel intents a crash left pending
+	if p.engine != nil {
+		p.wg.Go(func() { p.engine.Run(bg) }) // drives rollouts while this replica holds the lease
+	}
 	ok = true
 	return p, nil
+}
+
+// newBudgets builds each hub's traffic budget, shared by the pages, the
+// jobs service and the rollout engine. The engine's calls carry its own
+// name, whose share (rollouts.max_share_of_budget) caps all it spends.
+func newBudgets(cfg *config.Config, clients map[string]*hub.Client) map[string]*hub.Budgeted {
+	budgets := make(map[string]*hub.Budgeted, len(cfg.Hubs))
+	for _, h := range cfg.Hubs {
+		bc := hub.BudgetConfig{JobsOpsPerMinute: h.JobsOpsPerMinute, QueriesPerMinute: h.QueriesPerMinute}
+		if cfg.Rollouts.Enabled {
+			bc.CallerShares = map[string]float64{rollout.EngineCaller: cfg.Rollouts.MaxShareOfBudget}
+		}
+		budgets[h.Name] = hub.NewBudgeted(clients[h.Name], bc)
+	}
+	return budgets
+}
+
+// newEngine builds the rollout engine over the audit database. With SQLite
+// the portal is one process, so its lease owner is fixed and a restart
+// takes over at once; PostgreSQL replicas each get their own owner, and
+// one takes over from a dead one when its lease runs out.
+func newEngine(ctx context.Context, cfg *config.Config, store *audit.Store, w *web.Server,
+	budgets map[string]*hub.Budgeted, logger *slog.Logger, reg prometheus.Registerer) (*rollout.Engine, error) {
+	rstore, err := rollout.OpenStore(ctx, store.DB(), store.Dialect())
+	if err != nil {
+		return nil, err
+	}
+	readers := make(map[string]rollout.HubReader, len(budgets))
+	limits := make(map[string]int, len(cfg.Hubs))
+	for _, h := range cfg.Hubs {
+		readers[h.Name], limits[h.Name] = budgets[h.Name], h.MaxActiveJobs
+	}
+	owner := "sqlite"
+	if store.Dialect() != "sqlite" {
+		host, _ := os.Hostname()
+		owner = fmt.Sprintf("%s-%d-%d", host, os.Getpid(), time.Now().UnixNano())
+	}
+	engine, err := rollout.NewEngine(rollout.EngineConfig{
+		Store: rstore, Trail: store, Jobs: w.Jobs(), Hubs: readers,
+		PollInterval: cfg.Rollouts.PollInterval, ApprovalOverDevices: cfg.Rollouts.ApprovalOverDevices,
+		MaxActiveJobs: limits, Owner: owner, Logger: logger.With("component", "rollouts"), Registerer: reg,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("rollouts: %w", err)
+	}
+	return engine, nil
 }
 
 // Close stops background work and closes the audit store last, after the
