@@ -197,7 +197,7 @@ func TestHealthRuleHaltsAtTheEndOfTheBake(t *testing.T) {
 	if ro.Status.Halt != HaltHealth || !strings.HasPrefix(ro.Status.Note, "before wave 2:") {
 		t.Fatalf("status %+v", ro.Status)
 	}
-	// Counted from one poll before the bake ends, the rule finds wave 2
+	// Counted from two polls before the bake ends, the rule finds wave 2
 	// still scheduled and cancels it.
 	if j := f.hubJobs("prod")["hj-health1-w2-1"]; j.Status != hub.StatusCancelled {
 		t.Fatalf("wave 2 job status %q, want cancelled", j.Status)

@@ -39,12 +39,19 @@ type fixtureOptions struct {
 	dsn       string  // audit database; default a SQLite temp file
 	hubs      []string
 	budget    hub.BudgetConfig
+	realClock bool          // wall time everywhere (the latency figure), instead of the manual clock
+	poll      time.Duration // the engine's poll interval; default testPoll
 }
+
+type wallClock struct{}
+
+func (wallClock) Now() time.Time { return time.Now().UTC() }
 
 type fixture struct {
 	t      testing.TB
 	opts   fixtureOptions
 	clock  *hubsim.ManualClock
+	now    func() time.Time // clock.Now, or the wall clock
 	sims   map[string]*hubsim.Sim
 	direct map[string]*hub.Client // outside the budget: inspects the hub
 	budget map[string]*hub.Budgeted
@@ -79,6 +86,9 @@ func newFixture(t testing.TB, o fixtureOptions) *fixture {
 	if o.rate == 0 {
 		o.rate = 1000
 	}
+	if o.poll == 0 {
+		o.poll = testPoll
+	}
 	if o.hubs == nil {
 		o.hubs = []string{"prod"}
 	}
@@ -87,10 +97,15 @@ func newFixture(t testing.TB, o fixtureOptions) *fixture {
 	}
 	f := &fixture{t: t, opts: o, clock: hubsim.NewManualClock(t0), sims: map[string]*hubsim.Sim{},
 		direct: map[string]*hub.Client{}, budget: map[string]*hub.Budgeted{}}
+	var simClock hubsim.Clock = f.clock
+	f.now = f.clock.Now
+	if o.realClock {
+		simClock, f.now = wallClock{}, wallClock{}.Now
+	}
 	hubJobs := map[string]jobs.HubJobs{}
 	for _, name := range o.hubs {
 		sim := hubsim.New(hubsim.Options{Hostname: name + ".azure-devices.net", Registry: o.devices, DeviceRate: o.rate,
-			Clock: f.clock, QueuedPhase: -1, MaxActiveJobs: o.maxActive})
+			Clock: simClock, QueuedPhase: -1, MaxActiveJobs: o.maxActive})
 		srv := httptest.NewServer(sim)
 		t.Cleanup(func() { sim.Close(); srv.Close() })
 		cfg := hub.Config{Endpoint: srv.URL, HubName: name, MaxAttempts: 1, AttemptTimeout: 2 * time.Second,
@@ -105,7 +120,7 @@ func newFixture(t testing.TB, o fixtureOptions) *fixture {
 			t.Fatal(err)
 		}
 		bc := o.budget
-		bc.Now = f.clock.Now
+		bc.Now = f.now
 		f.sims[name], f.direct[name], f.budget[name] = sim, direct, hub.NewBudgeted(client, bc)
 		hubJobs[name] = f.budget[name]
 	}
@@ -113,14 +128,14 @@ func newFixture(t testing.TB, o fixtureOptions) *fixture {
 		o.dsn = "sqlite://" + filepath.Join(t.TempDir(), "audit.db")
 	}
 	var err error
-	if f.audit, err = audit.Open(context.Background(), o.dsn, audit.WithClock(f.clock.Now)); err != nil {
+	if f.audit, err = audit.Open(context.Background(), o.dsn, audit.WithClock(f.now)); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.audit.Close() })
 	if f.store, err = OpenStore(context.Background(), f.audit.DB(), f.audit.Dialect()); err != nil {
 		t.Fatal(err)
 	}
-	f.jobs = jobs.New(jobs.Config{Hubs: hubJobs, Audit: f.audit, Now: f.clock.Now})
+	f.jobs = jobs.New(jobs.Config{Hubs: hubJobs, Audit: f.audit, Now: f.now})
 	return f
 }
 
@@ -133,8 +148,8 @@ func (f *fixture) engine(owner string) *Engine {
 	for name, b := range f.budget {
 		readers[name], limits[name] = b, f.opts.maxActive
 	}
-	e, err := NewEngine(EngineConfig{Store: f.store, Trail: f.audit, Jobs: f.jobs, Hubs: readers, Now: f.clock.Now,
-		PollInterval: testPoll, ApprovalOverDevices: 0, MaxActiveJobs: limits, Owner: owner,
+	e, err := NewEngine(EngineConfig{Store: f.store, Trail: f.audit, Jobs: f.jobs, Hubs: readers, Now: f.now,
+		PollInterval: f.opts.poll, ApprovalOverDevices: 0, MaxActiveJobs: limits, Owner: owner,
 		Registerer: prometheus.NewRegistry()})
 	if err != nil {
 		f.t.Fatal(err)

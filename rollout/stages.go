@@ -21,6 +21,10 @@ import (
 // devicePage is how many device ids one page of the frozen list asks for.
 const devicePage = 1000
 
+// healthLead is how many polls before the bake ends the health rule is
+// counted.
+const healthLead = 2
+
 // freeze is a device list being read page by page; it is kept in memory
 // only, since nothing is decided until the last page is in (a crash starts
 // the reading over).
@@ -309,11 +313,12 @@ func (e *Engine) baking(ctx context.Context, r record, rows []jobRow, slots *slo
 			return e.haltByEngine(ctx, r, HaltError, fmt.Sprintf("the hub refused job %s", j.id), nil)
 		}
 	}
-	// The health rule is counted from one poll before the bake ends, so
-	// that when it fires the next wave's jobs are still scheduled, and
+	// The health rule is counted from two polls before the bake ends (so
+	// at least one poll falls in that window whatever the ticks' phase),
+	// so that when it fires the next wave's jobs are still scheduled, and
 	// cancelled, rather than already running.
 	c := change{}
-	if strings.TrimSpace(r.spec.Rules.HealthQuery) != "" && !now.Before(bakeEnd.Add(-e.poll)) {
+	if strings.TrimSpace(r.spec.Rules.HealthQuery) != "" && !now.Before(bakeEnd.Add(-healthLead*e.poll)) {
 		v, done, err := e.healthVerdict(ctx, r, n)
 		if err != nil || !done {
 			return false, errors.Join(err, e.wait(ctx, r, "counting unhealthy devices among those reached; waiting for the hub's query budget"))
