@@ -211,16 +211,12 @@ func (e *Engine) nudge() {
 }
 
 // tick is one poll: take or renew the lease, then one step for every
-// rollout with work left. A failing rollout does not hold up the others.
+// rollout with work left, renewing the lease before each (a slow hub must
+// not let the lease lapse under a poll that is still driving). A failing
+// rollout does not hold up the others.
 func (e *Engine) tick(ctx context.Context) error {
-	now := e.now()
-	held, err := e.store.takeLease(ctx, e.owner, now, now.Add(e.leaseFor))
-	if err != nil {
-		return fmt.Errorf("lease: %w", err)
-	}
-	e.metrics.leader.Set(float64(boolInt(held)))
-	if !held {
-		return nil
+	if held, err := e.renew(ctx); err != nil || !held {
+		return err
 	}
 	e.metrics.steps.WithLabelValues("poll").Inc()
 	recs, err := e.store.list(ctx, "", "", true)
@@ -229,7 +225,12 @@ func (e *Engine) tick(ctx context.Context) error {
 	}
 	slots := e.newSlots()
 	var errs []error
-	for _, r := range recs {
+	for i, r := range recs {
+		if i > 0 {
+			if held, err := e.renew(ctx); err != nil || !held {
+				return errors.Join(append(errs, err)...)
+			}
+		}
 		if err := e.advance(ctx, r.id, slots); err != nil {
 			if errors.Is(err, errCrashed) {
 				return err
@@ -238,6 +239,18 @@ func (e *Engine) tick(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// renew takes or renews the lease: one UPDATE that succeeds only for the
+// holder or once the lease has expired.
+func (e *Engine) renew(ctx context.Context) (bool, error) {
+	now := e.now()
+	held, err := e.store.takeLease(ctx, e.owner, now, now.Add(e.leaseFor))
+	if err != nil {
+		return false, fmt.Errorf("lease: %w", err)
+	}
+	e.metrics.leader.Set(float64(boolInt(held)))
+	return held, nil
 }
 
 // lock serialises the steps of one rollout within this process (the page's

@@ -43,14 +43,14 @@ func (e *Engine) Create(ctx context.Context, origin jobs.Origin, rid string, s S
 	}
 	now := e.now()
 	r := record{id: rid, hub: s.Hub, spec: s, author: origin.Actor, status: Status{State: Planned, Since: now}, created: now}
-	now1 := !s.Start.After(now)
+	startsNow := !s.Start.After(now)
 	if !r.listed() {
 		n, err := e.countTarget(ctx, s)
 		if err != nil {
 			return nil, err
 		}
 		r.devices, r.sizes, r.gated = n, []int{n}, []bool{s.Rules.NeedsApproval(1, n)}
-		if now1 && !r.gated[0] && !s.WaitForSlot {
+		if startsNow && !r.gated[0] && !s.WaitForSlot {
 			if hs := e.newSlots().of(ctx, s.Hub); hs.err == nil && !hs.free() {
 				return nil, &SlotBusyError{Limit: hs.limit, Holders: hs.holders}
 			}
@@ -65,7 +65,7 @@ func (e *Engine) Create(ctx context.Context, origin jobs.Origin, rid string, s S
 		}
 		return nil, err
 	}
-	if !r.listed() && now1 {
+	if !r.listed() && startsNow {
 		if err := e.advance(ctx, rid, e.newSlots()); errors.Is(err, errCrashed) {
 			return nil, err
 		} else if err != nil {
@@ -382,6 +382,9 @@ func (e *Engine) view(ctx context.Context, r record) (*Rollout, error) {
 	for _, j := range rows {
 		if j.wave < 1 || j.wave > len(ro.Waves) {
 			continue
+		}
+		if !r.listed() && ro.Devices == 0 && j.stats != nil { // the count was unknown at creation
+			ro.Devices, ro.Waves[0].Size = int(j.stats.DeviceCount), int(j.stats.DeviceCount)
 		}
 		w := &ro.Waves[j.wave-1]
 		w.Jobs = append(w.Jobs, JobRecord{ID: j.id, Devices: j.devices, State: j.shown(), Stats: j.stats, Start: j.start})
