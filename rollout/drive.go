@@ -46,9 +46,9 @@ func (e *Engine) limit(hubName string) int {
 	return 1
 }
 
-// of counts hubName's active jobs: from the engine's own rows first (free),
-// and only when those leave a slot, from the hub (one query per active
-// status, shared through the budget's cache).
+// of counts hubName's active jobs, at most once per hub per poll: one
+// query per active status, through the budget (its cache shares them with
+// the pages).
 func (s *slots) of(ctx context.Context, hubName string) *hubSlots {
 	if hs, ok := s.hubs[hubName]; ok {
 		return hs

@@ -56,7 +56,7 @@ func (e *Engine) Create(ctx context.Context, origin jobs.Origin, rid string, s S
 			}
 		}
 	}
-	summary := fmt.Sprintf("%s to %s", strings.TrimPrefix(string(s.Type), "schedule"), targetWords(r))
+	summary := fmt.Sprintf("%s to %s", changeWords(s), targetWords(r))
 	err := e.commitNew(ctx, r, entry(origin, audit.RolloutCreated, r, s.Reason, summary),
 		event(notify.RolloutCreated, r, summary, map[string]any{"waves": s.Waves.String(), "author": origin.Actor.Name}))
 	if err != nil {
@@ -120,6 +120,13 @@ func (e *Engine) countTarget(ctx context.Context, s Spec) (int, error) {
 		return 0, fmt.Errorf("%w: %w: the condition matches no device", ErrInvalidSpec, ErrNoDevices)
 	}
 	return int(f.Value), nil
+}
+
+func changeWords(s Spec) string {
+	if s.Method != nil {
+		return "direct method " + s.Method.MethodName
+	}
+	return "twin update"
 }
 
 func targetWords(r record) string {
