@@ -273,11 +273,18 @@ func (e *Engine) lock(rid string) func() {
 // it, or finds nothing to do and ends the poll for this rollout.
 func (e *Engine) advance(ctx context.Context, rid string, slots *slots) error {
 	defer e.lock(rid)()
+	final := false
+	defer func() {
+		if final { // nothing more to plan: drop what memory holds for it
+			e.forget(rid)
+		}
+	}()
 	for range stepsPerTick {
 		r, err := e.store.load(ctx, e.store.db, rid)
 		if err != nil {
 			return err
 		}
+		final = r.status.State.Final()
 		moved, err := e.step(ctx, r, slots)
 		if errors.Is(err, errStale) {
 			continue // someone else moved it: read it again

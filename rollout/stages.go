@@ -137,6 +137,8 @@ func (e *Engine) cachePlan(rid string, p *Plan) {
 
 // plan is r's frozen plan, rebuilt from the stored device list after a
 // restart (NewPlan is a pure function of the rollout id and the list).
+// Plans of rollouts still driven are kept in memory (tens of MB for
+// 100,000 devices, so a final rollout's is dropped: forget).
 func (e *Engine) plan(ctx context.Context, r record) (*Plan, error) {
 	e.mu.Lock()
 	p := e.plans[r.id]
@@ -151,8 +153,25 @@ func (e *Engine) plan(ctx context.Context, r record) (*Plan, error) {
 	if p, err = NewPlan(r.id, ids, r.spec.Waves); err != nil {
 		return nil, fmt.Errorf("stored device list: %w", err)
 	}
-	e.cachePlan(r.id, p)
+	if !r.status.State.Final() {
+		e.cachePlan(r.id, p)
+	}
 	return p, nil
+}
+
+// forget drops what the engine kept in memory about a rollout it has
+// nothing more to do for.
+func (e *Engine) forget(rid string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	delete(e.plans, rid)
+	delete(e.freezing, rid)
+	delete(e.health, rid)
+	for id := range e.mine {
+		if strings.HasPrefix(id, "hj-"+rid+"-") {
+			delete(e.mine, id)
+		}
+	}
 }
 
 // waveJobs are the hub jobs of wave n: the author's condition in one job
