@@ -38,11 +38,11 @@ func TestFigureHaltLatency(t *testing.T) {
 	defer func() { cancel(); <-done }()
 
 	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		if j, ok := f.hubJobs("prod")["hj-latency1-w2-1"]; ok && j.Status == hub.StatusCancelled {
-			break
-		}
+	for time.Now().Before(deadline) && f.entry(audit.JobCancelSucceeded, "hj-latency1-w2-1").Time.IsZero() {
 		time.Sleep(20 * time.Millisecond)
+	}
+	if j := f.hubJobs("prod")["hj-latency1-w2-1"]; j.Status != hub.StatusCancelled {
+		t.Fatalf("wave 2 is %s at the hub, want cancelled", j.Status)
 	}
 	halted := f.entry(audit.RolloutHalted, "latency1")
 	cancelled := f.entry(audit.JobCancelSucceeded, "hj-latency1-w2-1")
