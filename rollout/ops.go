@@ -153,23 +153,32 @@ func (e *Engine) commitNew(ctx context.Context, r record, en *audit.Entry, ev no
 	return err
 }
 
-// validate refuses what cannot be planned, wrapping ErrInvalidSpec. A spec
-// that knows how to validate itself (Spec.Validate, the form's rules) is
-// asked first.
+// validate refuses what cannot be planned or driven, wrapping
+// ErrInvalidSpec: the spec itself (checkSpec), then what only the engine
+// knows (the rollout id, the configured hubs).
 func (e *Engine) validate(rid string, s Spec) error {
-	if v, ok := any(s).(interface{ Validate() error }); ok {
-		if err := v.Validate(); err != nil {
-			return fmt.Errorf("%w: %w", ErrInvalidSpec, err)
-		}
+	if err := checkSpec(s); err != nil {
+		return err
 	}
 	var problems []string
-	add := func(p string) { problems = append(problems, p) }
 	if !ValidID(rid) {
-		add(fmt.Sprintf("the rollout id %q is not 1 to 16 characters of a-z and 0-9", rid))
+		problems = append(problems, fmt.Sprintf("the rollout id %q is not 1 to 16 characters of a-z and 0-9", rid))
 	}
 	if _, ok := e.hubs[s.Hub]; !ok {
-		add(fmt.Sprintf("hub %q is not configured", s.Hub))
+		problems = append(problems, fmt.Sprintf("hub %q is not configured", s.Hub))
 	}
+	if len(problems) > 0 {
+		return fmt.Errorf("%w: %s", ErrInvalidSpec, strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// checkSpec is the least the engine needs of a spec to send it: a change,
+// a target within the hub's limit, durations that make sense, valid rules.
+// The form checks far more, field by field, before a spec gets here.
+func checkSpec(s Spec) error {
+	var problems []string
+	add := func(p string) { problems = append(problems, p) }
 	switch s.Type {
 	case hub.TypeScheduleDeviceMethod:
 		if s.Method == nil || s.Method.MethodName == "" {
