@@ -148,7 +148,7 @@ func (s *Server) observe(m *httpMetrics) echo.MiddlewareFunc {
 			m.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
 			m.duration.WithLabelValues(route, method).Observe(elapsed.Seconds())
 			level := slog.LevelInfo
-			if route == "/healthz" || route == "/readyz" || route == "/metrics" || strings.HasPrefix(route, static.Prefix) {
+			if route == "/healthz" || route == "/readyz" || route == "/metrics" || route == faviconPath || strings.HasPrefix(route, static.Prefix) {
 				level = slog.LevelDebug
 			}
 			if !s.deps.Logger.Enabled(r.Context(), level) {
