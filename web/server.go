@@ -121,7 +121,9 @@ func New(d Deps) (*Server, error) {
 		return nil, err
 	}
 	s.echo = e
-	s.middleware(metrics)
+	if err := s.middleware(metrics); err != nil {
+		return nil, err
+	}
 	s.routes()
 	return s, nil
 }
