@@ -25,7 +25,7 @@ type Layout struct {
 }
 
 // Assets are the cache-busted URLs of the static files.
-type Assets struct{ CSS, HTMX, JS string }
+type Assets struct{ CSS, HTMX, JS, Icon string }
 
 // User is the signed-in person as the header shows them.
 type User struct {

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"compress/gzip"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/a-h/templ"
+	"github.com/klauspost/compress/gzhttp"
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/prometheus/client_golang/prometheus"
@@ -30,9 +32,14 @@ const maxBodyBytes = "64K"
 // HeaderRequestID carries the request id on every response.
 const HeaderRequestID = "X-Request-Id"
 
-func (s *Server) middleware(m *httpMetrics) {
+func (s *Server) middleware(m *httpMetrics) error {
+	compress, err := compressResponses()
+	if err != nil {
+		return err
+	}
 	s.echo.Pre(s.requestContext)
 	s.echo.Use(
+		compress, // outermost: error pages and panics' 500s are compressed too
 		s.observe(m),
 		middleware.RecoverWithConfig(middleware.RecoverConfig{
 			LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
@@ -44,6 +51,65 @@ func (s *Server) middleware(m *httpMetrics) {
 		middleware.BodyLimit(maxBodyBytes),
 		refuseOptions,
 	)
+	return nil
+}
+
+// compressMinBytes is the smallest body worth compressing: below about a
+// kilobyte gzip's framing eats most of the gain (an htmx 286 "stop
+// polling" answer, a redirect, a short error fragment go out as they are).
+const compressMinBytes = 1024
+
+// compressResponses gzips pages, htmx fragments, error pages and CSV
+// exports for browsers that accept it (klauspost/compress's gzhttp: it
+// honours q-values such as "gzip;q=0", adds Vary: Accept-Encoding, leaves a
+// body that already has a Content-Encoding alone, and passes flushes
+// through, so the CSV export still streams page by page).
+//
+// Not compressed: the static assets (served pre-gzipped) and /metrics
+// (Prometheus' handler negotiates its own gzip), so nothing is compressed
+// twice; the probes and the favicon redirect (too small to matter); and any
+// request another site started (Sec-Fetch-Site cross-site or same-site). The
+// last one is the BREACH defence: a page holds a secret (the CSRF token, the
+// user's job data) next to text the request chose (a search, a page token),
+// and BREACH needs the victim's browser to send many such requests from the
+// attacker's page while the attacker measures the compressed sizes. Those
+// requests are exactly the cross-site ones, and they are served plain
+// (SameSite=Lax already keeps the session cookie off cross-site
+// subresource requests, for browsers too old to send Sec-Fetch-Site).
+// Only gzip is offered (no zstd), one encoding to reason about and test.
+func compressResponses() (echo.MiddlewareFunc, error) {
+	wrap, err := gzhttp.NewWrapper(gzhttp.MinSize(compressMinBytes), gzhttp.CompressionLevel(gzip.BestSpeed), gzhttp.EnableZstd(false))
+	if err != nil {
+		return nil, fmt.Errorf("web: gzip: %w", err)
+	}
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			if !worthCompressing(c.Request()) {
+				return next(c)
+			}
+			res := c.Response()
+			var err error
+			wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				plain := res.Writer
+				res.Writer = w // echo's Response keeps its status, size and committed state
+				defer func() { res.Writer = plain }()
+				c.SetRequest(r)
+				err = next(c) // observe, inside, has already rendered any error
+			})).ServeHTTP(res.Writer, c.Request())
+			return err
+		}
+	}, nil
+}
+
+// worthCompressing says whether r's answer may be compressed (see
+// compressResponses for why each exception exists).
+func worthCompressing(r *http.Request) bool {
+	switch r.Header.Get("Sec-Fetch-Site") {
+	case "cross-site", "same-site":
+		return false
+	}
+	p := r.URL.Path
+	return !strings.HasPrefix(p, static.Prefix) && p != "/metrics" && p != "/healthz" && p != "/readyz" && p != faviconPath
 }
 
 // requestContext runs before routing: it gives the request its id and CSP
@@ -148,7 +214,7 @@ func (s *Server) observe(m *httpMetrics) echo.MiddlewareFunc {
 			m.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
 			m.duration.WithLabelValues(route, method).Observe(elapsed.Seconds())
 			level := slog.LevelInfo
-			if route == "/healthz" || route == "/readyz" || route == "/metrics" || strings.HasPrefix(route, static.Prefix) {
+			if route == "/healthz" || route == "/readyz" || route == "/metrics" || route == faviconPath || strings.HasPrefix(route, static.Prefix) {
 				level = slog.LevelDebug
 			}
 			if !s.deps.Logger.Enabled(r.Context(), level) {

@@ -24,6 +24,7 @@ func (s *Server) routes() {
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(s.deps.Registry, promhttp.HandlerOpts{})))
 	e.GET(static.Prefix+"*", serveStatic)
 	e.HEAD(static.Prefix+"*", serveStatic)
+	e.Match([]string{http.MethodGet, http.MethodHead}, faviconPath, redirectFavicon)
 
 	session := echo.WrapMiddleware(a.Session)
 	user := echo.WrapMiddleware(a.RequireUser)
@@ -65,6 +66,17 @@ var nextRoutes = regexp.MustCompile(`^/(hubs(/[a-z0-9-]{1,32}/jobs(/[A-Za-z0-9_-
 // NextAllowed reports whether a ?next= path is one of the portal's
 // bookmarkable GET routes.
 func NextAllowed(path string) bool { return nextRoutes.MatchString(path) }
+
+// faviconPath is where browsers look for an icon whatever the page links.
+const faviconPath = "/favicon.ico"
+
+// redirectFavicon sends /favicon.ico to the SVG icon the layout links, by
+// its plain name: that URL never changes, so the permanent redirect may be
+// cached for a day without pointing at a retired content hash.
+func redirectFavicon(c echo.Context) error {
+	c.Response().Header().Set("Cache-Control", "public, max-age=86400")
+	return c.Redirect(http.StatusMovedPermanently, static.Prefix+"favicon.svg")
+}
 
 // serveStatic serves embedded assets; any other path under /static/ (a
 // traversal attempt, an old hash) is the portal's 404 page.

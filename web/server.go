@@ -25,9 +25,9 @@ import (
 	"github.com/hubjobs/hubjobs/views"
 )
 
-// pageAssets are the cache-busted URLs of the stylesheet and scripts every
-// full page links; routes.go serves them from static.
-var pageAssets = views.Assets{CSS: static.URL("app.css"), HTMX: static.URL("htmx.min.js"), JS: static.URL("app.js")}
+// pageAssets are the cache-busted URLs of the stylesheet, scripts and icon
+// every full page links; routes.go serves them from static.
+var pageAssets = views.Assets{CSS: static.URL("app.css"), HTMX: static.URL("htmx.min.js"), JS: static.URL("app.js"), Icon: static.URL("favicon.svg")}
 
 // Hub is one configured hub.
 type Hub struct {
@@ -125,7 +125,9 @@ func New(d Deps) (*Server, error) {
 		return nil, err
 	}
 	s.echo = e
-	s.middleware(metrics)
+	if err := s.middleware(metrics); err != nil {
+		return nil, err
+	}
 	s.routes()
 	return s, nil
 }
