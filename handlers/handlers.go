@@ -9,7 +9,6 @@ package handlers
 import (
 	"context"
 	"log/slog"
-	"regexp"
 	"sync"
 	"time"
 
@@ -122,16 +121,10 @@ func (h *Handlers) FirstHub() string {
 	return h.hubs[0].Name
 }
 
-// hubNamePattern is the config's hub name rule, checked before any lookup.
-var hubNamePattern = regexp.MustCompile(`^[a-z0-9-]{1,32}$`)
-
-// ValidHubName reports whether name can be a configured hub's name.
-func ValidHubName(name string) bool { return hubNamePattern.MatchString(name) }
-
 // lookupHub validates a hub path segment: 400 when malformed, 404 when not
 // configured. The outbound host always comes from config, never the URL.
 func (h *Handlers) lookupHub(name string) (*Hub, error) {
-	if !ValidHubName(name) {
+	if !hub.ValidHubName(name) {
 		return nil, badRequest("That is not a hub name", "Hub names are 1 to 32 lowercase letters, digits or dashes.")
 	}
 	hb, ok := h.byName[name]

@@ -97,7 +97,7 @@ func (h *Handlers) hubParam(c echo.Context) (*Hub, error) {
 // targeted), else "" — never the path's raw text.
 func hubNameParam(c echo.Context) string {
 	name, err := url.PathUnescape(c.Param("hub"))
-	if err != nil || !ValidHubName(name) {
+	if err != nil || !hub.ValidHubName(name) {
 		return ""
 	}
 	return name
