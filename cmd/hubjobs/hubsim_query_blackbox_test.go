@@ -167,9 +167,17 @@ var bbWhereCases = []struct {
 	{"number is not a string", "tags.floor = '3'", nil},
 	// Strings compare lexically (reference §2): "10.0" > "1.5" because '0' > '.'.
 	{"strings compare lexically", "properties.reported.fw > '1.5'", []string{"dev-b", "dev-c", "dev-e"}},
+	{"negative number", "properties.reported.temp = -4", []string{"dev-e"}},
+	{"literal on the left of =", "'paris' = tags.site", []string{"dev-a", "dev-c"}},
+	// 3 < floor is floor > 3: the operator turns round with its operands.
+	{"literal on the left of <", "3 < tags.floor", []string{"dev-b", "o'brien"}},
+	{"literal on the left of >=", "3 >= tags.floor", []string{"dev-a", "dev-c", "it's"}},
+	{"deep parentheses", "((((deviceId = 'dev-a'))))", []string{"dev-a"}},
+	{"\\u escape of a letter", `deviceId = 'dev-\u0061'`, []string{"dev-a"}},
 	{"IN", "tags.ring IN ['canary', 'early']", []string{"dev-a", "dev-c", "it's"}},
 	{"IN numbers", "tags.floor IN [3, 12]", []string{"dev-a", "it's", "o'brien"}},
 	// README: undefined is false for every operator, NIN included.
+	{"IN with double quotes", `deviceId in ["dev-a", 'dev-b']`, []string{"dev-a", "dev-b"}},
 	{"NIN", "tags.ring NIN ['canary', 'early']", []string{"dev-b", "dev-e", "o'brien"}},
 	{"AND", "tags.site = 'paris' AND tags.ring = 'early'", []string{"dev-c"}},
 	{"OR", "tags.site = 'lyon' OR tags.ring = 'canary'", []string{"dev-a", "dev-b", "it's"}},
@@ -276,6 +284,27 @@ func TestBlackboxQueryShapes(t *testing.T) {
 		slices.SortFunc(items, func(a, b map[string]any) int { return strings.Compare(a["deviceId"].(string), b["deviceId"].(string)) })
 		if !bbJSONEqual(items, want) {
 			t.Errorf("body %s, want the items %v", r.raw, want)
+		}
+	})
+
+	t.Run("projections answer in the twin's casing and under their alias", func(t *testing.T) {
+		r := h.query(t, "SELECT DeviceId, tags.site AS site FROM devices WHERE tags.ring = 'canary' OR deviceId = 'dev-d'", nil)
+		if r.status != http.StatusOK {
+			t.Fatalf("status %d; body %s", r.status, r.raw)
+		}
+		items := r.array(t)
+		slices.SortFunc(items, func(a, b map[string]any) int { return strings.Compare(a["deviceId"].(string), b["deviceId"].(string)) })
+		// Reference §1: keys in the twin's own casing; README: an undefined property is left out.
+		want := []map[string]any{{"deviceId": "dev-a", "site": "paris"}, {"deviceId": "dev-d"}, {"deviceId": "it's", "site": "rome"}}
+		if !bbJSONEqual(items, want) {
+			t.Errorf("body %s, want %v", r.raw, want)
+		}
+	})
+
+	t.Run("COUNT under another alias", func(t *testing.T) {
+		r := h.query(t, "SELECT COUNT() AS n FROM devices WHERE tags.floor = 3", nil)
+		if r.status != http.StatusOK || !bbJSONEqual(r.array(t), []map[string]any{{"n": 2}}) {
+			t.Errorf("%d %s, want [{\"n\":2}]", r.status, r.raw)
 		}
 	})
 
