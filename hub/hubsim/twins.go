@@ -51,9 +51,11 @@ func newDevices(entries []Device, now time.Time) []device {
 
 // twinRoots are the paths a twin condition may name: deviceId, status,
 // connectionState and version alone; tags, properties.desired and
-// properties.reported followed by a property. Names match
-// case-insensitively, as the hub's do.
+// properties.reported followed by a property; any of them may carry the
+// collection's name in front (devices.tags.site), as the docs' examples do.
+// Names match case-insensitively, as the hub's do.
 func twinScope(path []string) string {
+	path = withoutCollection(path)
 	root := strings.ToLower(path[0])
 	switch {
 	case len(path) == 1 && slices.Contains([]string{"deviceid", "status", "connectionstate", "version"}, root):
@@ -66,8 +68,17 @@ func twinScope(path []string) string {
 	return "unknown property " + strconv.Quote(strings.Join(path, ".")) + ": use deviceId, tags.<name>, properties.desired.<name> or properties.reported.<name>"
 }
 
+// withoutCollection drops a leading "devices." from a twin path.
+func withoutCollection(path []string) []string {
+	if len(path) > 1 && strings.EqualFold(path[0], "devices") {
+		return path[1:]
+	}
+	return path
+}
+
 // value resolves a path the twinScope accepted.
 func (d *device) value(path []string) (any, bool) {
+	path = withoutCollection(path)
 	switch strings.ToLower(path[0]) {
 	case "deviceid":
 		return d.id, true
