@@ -205,7 +205,7 @@ func TestBlackboxTwinJobsAndBehaviours(t *testing.T) {
 
 	job := bbTwinJob("bb-twin-merge", cond, nil)
 	job["updateTwin"] = map[string]any{"etag": "*",
-		"tags":       map[string]any{"ring": "pilot", "wave": map[string]any{"n": 1}},
+		"tags":       map[string]any{"ring": "pilot", "wave": map[string]any{"n": 1}, "floor": nil},
 		"properties": map[string]any{"desired": map[string]any{"fw": "3.0", "cfg": map[string]any{"rate": 5}}}}
 	h.create(t, job)
 	h.waitStatus(t, "bb-twin-merge", 30*time.Second, "completed", "failed")
@@ -234,7 +234,9 @@ func TestBlackboxTwinJobsAndBehaviours(t *testing.T) {
 		for k, v := range d.Tags {
 			wantTags[k] = v
 		}
+		// Twin patches merge objects and delete a property set to null.
 		wantTags["ring"], wantTags["wave"] = "pilot", map[string]any{"n": 1}
+		delete(wantTags, "floor")
 		if !bbJSONEqual(a["tags"], wantTags) {
 			t.Errorf("%s tags %v, want the registry's merged with the job's: %v", d.DeviceID, a["tags"], wantTags)
 		}
@@ -265,6 +267,7 @@ func TestBlackboxTwinJobsAndBehaviours(t *testing.T) {
 		"properties.reported.health = 'error'":                       {"dev-c"},
 		"properties.reported.health = 'ok'":                          {"dev-a", "o'brien"},
 		"tags.ring = 'broad'":                                        {"dev-b", "dev-e"},
+		"IS_DEFINED(tags.floor)":                                     {"dev-b", "it's"},
 		"NOT IS_DEFINED(properties.reported.health) AND version > 0": {"dev-b", "dev-d", "dev-e", "it's"},
 	} {
 		if got := h.idsWhere(t, where); !slices.Equal(got, want) {

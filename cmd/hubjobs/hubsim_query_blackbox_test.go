@@ -324,6 +324,13 @@ func TestBlackboxQueryShapes(t *testing.T) {
 		}
 	})
 
+	t.Run("a query over several lines", func(t *testing.T) {
+		r := h.query(t, "SELECT deviceId\nFROM devices\r\n\tWHERE tags.site = 'lyon'", nil)
+		if r.status != http.StatusOK || !bbJSONEqual(r.array(t), []map[string]any{{"deviceId": "dev-b"}}) {
+			t.Errorf("%d %s", r.status, r.raw)
+		}
+	})
+
 	t.Run("keywords in any case", func(t *testing.T) {
 		r := h.query(t, "select count() as numberOfDevices from devices where tags.ring = 'broad'", nil)
 		if r.status != http.StatusOK || !bbJSONEqual(r.array(t), []map[string]any{{"numberOfDevices": 3}}) {
@@ -412,6 +419,10 @@ func TestBlackboxQueryRefusals(t *testing.T) {
 		"SELECT * FORM devices",
 		"SELECT deviceId devices",
 		"SELECT COUNT() AS numberOfDevices FROM devices WHERE",
+		// Reference §2: devices.jobs takes only SELECT *, and no twin conditions.
+		"SELECT COUNT() AS numberOfDevices FROM devices.jobs",
+		"SELECT deviceId FROM devices.jobs",
+		"SELECT * FROM devices.jobs WHERE tags.site = 'paris'",
 	} {
 		t.Run(sql, func(t *testing.T) {
 			r := h.query(t, sql, nil)
@@ -459,6 +470,16 @@ func TestBlackboxQueryPaging(t *testing.T) {
 		})
 	}
 
+	t.Run("a page size above the cap", func(t *testing.T) {
+		// The real cap is [UNVERIFIED] (100, 1000 or 10000); the README documents 100.
+		big := bbStartHubsim(t, "--devices", "250")
+		_, pagesSeen := big.pagesCounted(t, bbReq{method: http.MethodPost, path: "/devices/query",
+			body: map[string]any{"query": "SELECT deviceId FROM devices"}}, 1000)
+		if pagesSeen != 3 {
+			t.Errorf("250 devices asked 1000 a page: %d pages, want 3 of at most 100", pagesSeen)
+		}
+	})
+
 	const sql = "SELECT * FROM devices WHERE tags.ring = 'broad'"
 	first := page(t, sql, 2, "")
 	if first.status != http.StatusOK || len(first.array(t)) != 2 {
@@ -484,6 +505,13 @@ func TestBlackboxQueryPaging(t *testing.T) {
 
 	// README: tokens are bound to their query; another query with it is 400 ArgumentInvalid.
 	page(t, "SELECT * FROM devices WHERE tags.ring = 'canary'", 2, token).wantError(t, http.StatusBadRequest, "ArgumentInvalid")
+	// README: a page size that is not a number is 400 too.
+	if r := page(t, sql, -1, ""); r.status != http.StatusBadRequest {
+		t.Errorf("x-ms-max-item-count -1: status %d, want 400", r.status)
+	}
+	if r := h.query(t, sql, map[string]string{"x-ms-max-item-count": "ten"}); r.status != http.StatusBadRequest {
+		t.Errorf("x-ms-max-item-count ten: status %d, want 400", r.status)
+	}
 	// README: a non-positive page size is 400.
 	if r := page(t, sql, 0, ""); r.status != http.StatusBadRequest {
 		t.Errorf("x-ms-max-item-count 0: status %d, want 400", r.status)
