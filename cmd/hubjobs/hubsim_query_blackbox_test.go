@@ -216,6 +216,11 @@ var bbWhereCases = []struct {
 	{"devices.deviceId prefix", "devices.deviceId = 'dev-a'", []string{"dev-a"}},
 	{"version", "version >= 1", bbAll()},
 	{"connectionState", "IS_DEFINED(connectionState)", bbAll()},
+	// Reference §2 lists these as addressable too (the twin of §1 carries them).
+	{"capabilities.iotEdge", "capabilities.iotEdge = false", bbAll()},
+	{"devices.capabilities.iotEdge", "devices.capabilities.iotEdge = true", nil},
+	{"etag", "IS_DEFINED(etag)", bbAll()},
+	{"lastActivityTime", "IS_DEFINED(lastActivityTime)", bbAll()},
 }
 
 func TestBlackboxQueryWhereGrammar(t *testing.T) {

@@ -50,7 +50,8 @@ func newDevices(entries []Device, now time.Time) []device {
 }
 
 // twinRoots are the paths a twin condition may name: deviceId, status,
-// connectionState and version alone; tags, properties.desired and
+// connectionState, version, etag and lastActivityTime alone;
+// capabilities.iotEdge; tags, properties.desired and
 // properties.reported followed by a property; any of them may carry the
 // collection's name in front (devices.tags.site), as the docs' examples do.
 // Names match case-insensitively, as the hub's do.
@@ -58,7 +59,9 @@ func twinScope(path []string) string {
 	path = withoutCollection(path)
 	root := strings.ToLower(path[0])
 	switch {
-	case len(path) == 1 && slices.Contains([]string{"deviceid", "status", "connectionstate", "version"}, root):
+	case len(path) == 1 && slices.Contains([]string{"deviceid", "status", "connectionstate", "version", "etag", "lastactivitytime"}, root):
+		return ""
+	case root == "capabilities" && len(path) == 2 && strings.EqualFold(path[1], "iotEdge"):
 		return ""
 	case root == "tags" && len(path) >= 2:
 		return ""
@@ -88,6 +91,12 @@ func (d *device) value(path []string) (any, bool) {
 		return "Disconnected", true
 	case "version":
 		return float64(d.version), true
+	case "etag":
+		return versionETag(d.version), true
+	case "lastactivitytime":
+		return dotNetZeroTime, true
+	case "capabilities":
+		return false, true // iotEdge: no simulated device is an edge device
 	case "tags":
 		return lookup(d.tags, path[1:])
 	}

@@ -109,6 +109,11 @@ func TestWhereGrammarMatches(t *testing.T) {
 		// the collection's name in front, as the docs' examples write it
 		{"devices.deviceId = 'd1'", []string{"d1"}},
 		{"devices.tags.site = 'lyon' OR Devices.properties.reported.fw = '1.2'", []string{"d2", "d3"}},
+		// the other fields the docs call addressable, with the values SELECT * shows
+		{"capabilities.iotEdge = false", all},
+		{"devices.capabilities.iotEdge = true", nil},
+		{"etag = 'AAAAAAAAAAE='", all},
+		{"lastActivityTime < '2000-01-01'", all},
 	}
 	for _, tt := range tests {
 		if got := matching(t, fleet, tt.cond); !reflect.DeepEqual(got, tt.want) {
@@ -163,6 +168,8 @@ func TestWhereGrammarRefusals(t *testing.T) {
 		{"STARTSWITH = 'a'", `expected "("`, 12},
 		{"devices = 'x'", "unknown property", 1},
 		{"devices.twin.x = 1", "unknown property", 1},
+		{"capabilities = false", "unknown property", 1},
+		{"capabilities.other = false", "unknown property", 1},
 		{"NOT", "expected a value", 4},
 		{"tags.[[group = 'x'", "unterminated [[name]]", 6},
 		{"tags.é = 'x'", "expected a property name", 6},
