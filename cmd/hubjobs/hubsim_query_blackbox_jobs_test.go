@@ -197,8 +197,9 @@ func TestBlackboxTwinJobsAndBehaviours(t *testing.T) {
 	t.Parallel()
 	h := bbStartFleet(t, "--device-rate", "50")
 	before := h.twins(t)
-	const cond = "tags.site = 'paris' OR deviceId IN ['o\\'brien', 'dev-b']"
-	targets := []string{"dev-a", "dev-b", "dev-c", "o'brien"}
+	// dev-d has no tags at all: the job creates them.
+	const cond = "tags.site = 'paris' OR deviceId IN ['o\\'brien', 'dev-b', 'dev-d']"
+	targets := []string{"dev-a", "dev-b", "dev-c", "dev-d", "o'brien"}
 	if got := h.idsWhere(t, cond); !slices.Equal(got, targets) {
 		t.Fatalf("WHERE %s selects %q, want %q", cond, got, targets)
 	}
@@ -252,7 +253,7 @@ func TestBlackboxTwinJobsAndBehaviours(t *testing.T) {
 		}
 	}
 	// Health after the job, per the contract: ok → "ok", unhealthy → "error", fail → untouched.
-	wantHealth := map[string]any{"dev-a": "ok", "o'brien": "ok", "dev-c": "error", "dev-b": nil}
+	wantHealth := map[string]any{"dev-a": "ok", "dev-d": "ok", "o'brien": "ok", "dev-c": "error", "dev-b": nil}
 	for id, want := range wantHealth {
 		if got := bbReported(after[id])["health"]; got != want {
 			t.Errorf("%s (%s) reported.health %v, want %v", id, bbBehaviour(id), got, want)
@@ -261,14 +262,14 @@ func TestBlackboxTwinJobsAndBehaviours(t *testing.T) {
 
 	// The changed twins are what later queries see: desired paths and the new reported property.
 	for where, want := range map[string][]string{
-		"properties.desired.fw = '3.0'":                              {"dev-a", "dev-c", "o'brien"},
-		"properties.desired.cfg.rate = 5":                            {"dev-a", "dev-c", "o'brien"},
-		"tags.wave.n = 1 AND tags.ring = 'pilot'":                    {"dev-a", "dev-c", "o'brien"},
+		"properties.desired.fw = '3.0'":                              {"dev-a", "dev-c", "dev-d", "o'brien"},
+		"properties.desired.cfg.rate = 5":                            {"dev-a", "dev-c", "dev-d", "o'brien"},
+		"tags.wave.n = 1 AND tags.ring = 'pilot'":                    {"dev-a", "dev-c", "dev-d", "o'brien"},
 		"properties.reported.health = 'error'":                       {"dev-c"},
-		"properties.reported.health = 'ok'":                          {"dev-a", "o'brien"},
+		"properties.reported.health = 'ok'":                          {"dev-a", "dev-d", "o'brien"},
 		"tags.ring = 'broad'":                                        {"dev-b", "dev-e"},
 		"IS_DEFINED(tags.floor)":                                     {"dev-b", "it's"},
-		"NOT IS_DEFINED(properties.reported.health) AND version > 0": {"dev-b", "dev-d", "dev-e", "it's"},
+		"NOT IS_DEFINED(properties.reported.health) AND version > 0": {"dev-b", "dev-e", "it's"},
 	} {
 		if got := h.idsWhere(t, where); !slices.Equal(got, want) {
 			t.Errorf("after the job, WHERE %s: %q, want %q", where, got, want)
