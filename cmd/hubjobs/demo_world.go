@@ -26,8 +26,8 @@ import (
 // its own devices so that none disturbs another. A rollout orders its
 // devices by a keyed hash of the rollout id (rollout.NewPlan), so the
 // rollout ids are fixed here and the bad devices were placed where each
-// plan puts them; TestDemoRolloutsFitTheRegistry recomputes every plan
-// against the registry and fails if either side changes.
+// plan puts them; TestDemoRolloutsFitTheRegistry recomputes every plan and
+// its rule verdicts against the registry and fails if either side changes.
 //
 //   - demohalt, halts by itself while you watch: applyFirmware 4.3.0 to
 //     tags.ring = 'canary' (40), waves 10,50% (10, 10, 20), bake 2 min,
@@ -50,8 +50,9 @@ import (
 //   - demorunning, running and baking in turn for about ten minutes:
 //     setConfig to tags.ring = 'broad' AND tags.site IN ['berlin','osaka']
 //     (368), waves 25%,50% (92, 92, 184), bake 3 min, failures above 5 %
-//     per wave. It holds the fail devices osaka-0150 and osaka-0203, which
-//     each wave tolerates ("1 of 92 failed (1.1 %), threshold 5 %: passed").
+//     per wave. Waves 1 and 3 each hold one of the fail devices osaka-0150
+//     and osaka-0203, which they tolerate ("wave 1: 1 of 92 failed
+//     (1.1 %), threshold 5 %: passed").
 //
 // Active-job slots (demoMaxActiveJobs, 10): SeedDemo keeps four jobs
 // unfinished at the start and demoSeedJobs one more; the five rollouts'
@@ -127,7 +128,7 @@ func (f demoFleet) registry() []hubsim.Device {
 
 // Ids of the jobs demoSeedJobs adds to SeedDemo's.
 const (
-	demoRerunJobID    = "demo-completed-firmware-4.2.0-early"
+	demoRerunJobID    = "demo-completed-firmware-early-ring"
 	demoLiveTwinJobID = "demo-live-telemetry-interval-broad"
 )
 
@@ -146,55 +147,39 @@ func demoSeedJobs(now time.Time) []hubsim.SeedJob {
 }
 
 // demoRollout is one of the demo rollouts described above: what the
-// engine is to be given at start (Create with the demo user author as the
-// actor), and the devices of the rollout's bad behaviour each wave of its
-// plan must hold for the rollout to show its state.
+// engine is to be given at start (Create, with the demo user author as the
+// actor), and the wave after which its rules halt it (0: never), given
+// where the registry's fail and unhealthy devices fall in its plan.
 type demoRollout struct {
-	rid  string
-	spec rollout.Spec
-	// bad is the behaviour that decides the rollout's fate ("" for none)
-	// and badPerWave how many devices of it each wave holds.
-	bad        hubsim.Behaviour
-	badPerWave []int
+	rid            string
+	spec           rollout.Spec
+	haltsAfterWave int
 }
 
 // demoRollouts are the rollouts of the comment above, on prod.
 func demoRollouts() ([]demoRollout, error) {
 	type entry struct {
-		rid, waves string
-		typ        hub.JobType
-		method     *hub.CloudToDeviceMethod
-		twin       *hub.Twin
-		condition  string
-		bake       time.Duration
-		rules      rollout.Rules
-		reason     string
-		bad        hubsim.Behaviour
-		badPerWave []int
+		rid, waves, condition, reason string
+		method                        *hub.CloudToDeviceMethod
+		twin                          *hub.Twin
+		bake                          time.Duration
+		rules                         rollout.Rules
+		haltsAfterWave                int
 	}
 	perWave5 := rollout.Rules{Failures: rollout.Percent(5), MinFinished: 5, Scope: rollout.PerWave}
 	entries := []entry{
-		{rid: "demohalt", waves: "10,50%", typ: hub.TypeScheduleDeviceMethod,
-			method:    &hub.CloudToDeviceMethod{MethodName: "applyFirmware", Payload: json.RawMessage(`{"version":"4.3.0","url":"https://updates.example.com/fw/4.3.0.bin"}`), ResponseTimeoutInSeconds: 30},
-			condition: "tags.ring = 'canary'", bake: 2 * time.Minute, rules: perWave5, reason: "firmware 4.3.0 to the canaries",
-			bad: hubsim.BehaviourFail, badPerWave: []int{0, 2, 1}},
-		{rid: "demohealth", waves: "25%", typ: hub.TypeScheduleUpdateTwin,
-			twin:      &hub.Twin{Properties: &hub.TwinProperties{Desired: map[string]any{"fw": map[string]any{"channel": "beta"}}}},
-			condition: "tags.ring = 'early' AND tags.site = 'oslo'", bake: time.Minute,
-			rules:  rollout.Rules{HealthQuery: "properties.reported.health = 'error'", Health: rollout.Percent(5)},
-			reason: "beta channel for Oslo's early ring", bad: hubsim.BehaviourUnhealthy, badPerWave: []int{2, 1}},
-		{rid: "demoapproval", waves: "10", typ: hub.TypeScheduleUpdateTwin,
-			twin:      &hub.Twin{Properties: &hub.TwinProperties{Desired: map[string]any{"logLevel": "warning"}}},
-			condition: "tags.ring = 'broad' AND tags.site = 'lyon'", rules: rollout.Rules{ApprovalWaves: []int{2}},
-			reason: "quieter logs in Lyon; wave 2 needs an approver", badPerWave: []int{0, 0}},
-		{rid: "democomplete", waves: "10", typ: hub.TypeScheduleDeviceMethod,
-			method:    &hub.CloudToDeviceMethod{MethodName: "reboot", Payload: json.RawMessage(`{"delaySeconds":0}`), ResponseTimeoutInSeconds: 30},
-			condition: "tags.ring = 'early' AND tags.site = 'porto'", rules: perWave5, reason: "reboot after the Porto maintenance",
-			badPerWave: []int{0, 0}},
-		{rid: "demorunning", waves: "25%,50%", typ: hub.TypeScheduleDeviceMethod,
-			method:    &hub.CloudToDeviceMethod{MethodName: "setConfig", Payload: json.RawMessage(`{"mqttKeepAlive":90}`), ResponseTimeoutInSeconds: 30},
-			condition: "tags.ring = 'broad' AND tags.site IN ['berlin','osaka']", bake: 3 * time.Minute, rules: perWave5,
-			reason: "MQTT keep-alive 90 s for Berlin and Osaka", bad: hubsim.BehaviourFail, badPerWave: []int{0, 1, 1}},
+		{rid: "demohalt", waves: "10,50%", condition: "tags.ring = 'canary'", reason: "firmware 4.3.0 to the canaries",
+			method: demoMethod("applyFirmware", `{"version":"4.3.0","url":"https://updates.example.com/fw/4.3.0.bin"}`),
+			bake:   2 * time.Minute, rules: perWave5, haltsAfterWave: 2},
+		{rid: "demohealth", waves: "25%", condition: "tags.ring = 'early' AND tags.site = 'oslo'", reason: "beta channel for Oslo's early ring",
+			twin: demoDesired(map[string]any{"fw": map[string]any{"channel": "beta"}}), bake: time.Minute,
+			rules: rollout.Rules{HealthQuery: "properties.reported.health = 'error'", Health: rollout.Percent(5)}, haltsAfterWave: 1},
+		{rid: "demoapproval", waves: "10", condition: "tags.ring = 'broad' AND tags.site = 'lyon'", reason: "quieter logs in Lyon; wave 2 needs an approver",
+			twin: demoDesired(map[string]any{"logLevel": "warning"}), rules: rollout.Rules{ApprovalWaves: []int{2}}},
+		{rid: "democomplete", waves: "10", condition: "tags.ring = 'early' AND tags.site = 'porto'", reason: "reboot after the Porto maintenance",
+			method: demoMethod("reboot", `{"delaySeconds":0}`), rules: perWave5},
+		{rid: "demorunning", waves: "25%,50%", condition: "tags.ring = 'broad' AND tags.site IN ['berlin','osaka']", reason: "MQTT keep-alive 90 s for Berlin and Osaka",
+			method: demoMethod("setConfig", `{"mqttKeepAlive":90}`), bake: 3 * time.Minute, rules: perWave5},
 	}
 	out := make([]demoRollout, len(entries))
 	for i, e := range entries {
@@ -202,12 +187,24 @@ func demoRollouts() ([]demoRollout, error) {
 		if err != nil {
 			return nil, fmt.Errorf("demo rollout %s: %w", e.rid, err)
 		}
-		out[i] = demoRollout{rid: e.rid, bad: e.bad, badPerWave: e.badPerWave, spec: rollout.Spec{
-			Hub: demoProdHub, Type: e.typ, Method: e.method, Twin: e.twin, Condition: e.condition,
+		typ := hub.TypeScheduleUpdateTwin
+		if e.method != nil {
+			typ = hub.TypeScheduleDeviceMethod
+		}
+		out[i] = demoRollout{rid: e.rid, haltsAfterWave: e.haltsAfterWave, spec: rollout.Spec{
+			Hub: demoProdHub, Type: typ, Method: e.method, Twin: e.twin, Condition: e.condition,
 			MaxExecution: time.Hour, Waves: waves, Bake: e.bake, Rules: e.rules, Reason: e.reason,
 		}}
 	}
 	return out, nil
+}
+
+func demoMethod(name, payload string) *hub.CloudToDeviceMethod {
+	return &hub.CloudToDeviceMethod{MethodName: name, Payload: json.RawMessage(payload), ResponseTimeoutInSeconds: 30}
+}
+
+func demoDesired(desired map[string]any) *hub.Twin {
+	return &hub.Twin{Properties: &hub.TwinProperties{Desired: desired}}
 }
 
 // newDemoSim makes one demo hub: its fleet, SeedDemo's jobs in every
