@@ -221,7 +221,8 @@ var userRolesRE = regexp.MustCompile(`<span id="user-roles"[^>]*>([^<]*)</span>`
 
 // Every demo user signs in to the demo, run in process as `hubjobs demo`,
 // and gets the portal roles its claim values map to through the demo
-// config: author and approver are viewers too, admin is everything.
+// config: author and approver are viewers too, admin is everything. The
+// registry's own jobs have working pages.
 func TestDemoUsersSignInWithTheirRoles(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var stdout syncBuffer
@@ -255,6 +256,23 @@ func TestDemoUsersSignInWithTheirRoles(t *testing.T) {
 		{"auditor", "/audit", "auditor"},
 		{"admin", "/hubs", "admin"},
 	}
+	t.Run("pages", func(t *testing.T) {
+		b := newBrowser(t)
+		b.signIn(base, "viewer")
+		prod := base + "/hubs/" + demoProdHub
+		pages := []struct{ path, want string }{
+			{"/jobs", demoLiveTwinJobID},
+			{"/jobs/" + demoLiveTwinJobID, "telemetry"},
+			{"/jobs/" + demoRerunJobID, "applyFirmware"},
+			{"/jobs/" + demoRerunJobID + "/devices?status=failed", "lyon-0042"},
+		}
+		for _, p := range pages {
+			resp, body := b.get(prod + p.path)
+			if resp.StatusCode != http.StatusOK || !strings.Contains(body, p.want) {
+				t.Errorf("%s: %s, shows %q: %v", p.path, resp.Status, p.want, strings.Contains(body, p.want))
+			}
+		}
+	})
 	for _, tc := range tests {
 		t.Run(tc.user, func(t *testing.T) {
 			b := newBrowser(t)
