@@ -33,7 +33,7 @@ import (
 //     tags.ring = 'canary' (40), waves 10,50% (10, 10, 20), bake 2 min,
 //     failures above 5 % per wave halt. Wave 1 is clean, wave 2 holds the
 //     fail devices porto-0007 and osaka-0006 (2 of 10), so it runs, bakes,
-//     runs wave 2 and halts about three minutes after the start, before
+//     runs wave 2 and halts two to three minutes after the start, before
 //     wave 3 (which holds the third, porto-0003).
 //   - demohealth, halted by health: twin update of tags.ring = 'early' AND
 //     tags.site = 'oslo' (48), waves 25% (12, 36), bake 1 min, health query
@@ -53,6 +53,11 @@ import (
 //     per wave. Waves 1 and 3 each hold one of the fail devices osaka-0150
 //     and osaka-0203, which they tolerate ("wave 1: 1 of 92 failed
 //     (1.1 %), threshold 5 %: passed").
+//
+// The demo starts them once the portal and its engine are up: for each of
+// demoRollouts(), Create(ctx, origin, r.rid, r.spec), origin's actor being
+// the demo user author (issuer the demo IdP's, subject "demo-author",
+// roles viewer and author), so that approver, not author, can approve.
 //
 // Active-job slots (demoMaxActiveJobs, 10): SeedDemo keeps four jobs
 // unfinished at the start and demoSeedJobs one more; the five rollouts'
