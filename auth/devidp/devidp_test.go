@@ -198,7 +198,8 @@ func TestCodeFlow_IDTokenVerifiesWithGoOIDC(t *testing.T) {
 
 func TestDemoUsers(t *testing.T) {
 	want := map[string][]string{
-		"viewer": {"Jobs.Read"}, "operator": {"Jobs.Cancel", "Jobs.Read"}, "auditor": {"Audit.Read"}, "admin": {"Jobs.Admin"},
+		"viewer": {"Jobs.Read"}, "operator": {"Jobs.Cancel", "Jobs.Read"}, "author": {"Jobs.Write", "Jobs.Read"},
+		"approver": {"Jobs.Approve", "Jobs.Read"}, "auditor": {"Audit.Read"}, "admin": {"Jobs.Admin"},
 	}
 	users := devidp.DemoUsers()
 	if len(users) != len(want) {

@@ -294,7 +294,13 @@ func newBrowser(t *testing.T) *browser {
 // signIn goes through the portal's login and the demo IdP's form.
 func (b *browser) signIn(portalURL, user string) {
 	b.t.Helper()
-	resp, body := b.get(portalURL + "/auth/login?next=" + url.QueryEscape("/hubs"))
+	b.signInTo(portalURL, user, "/hubs")
+}
+
+// signInTo signs in and lands on next, which the user must be allowed to see.
+func (b *browser) signInTo(portalURL, user, next string) {
+	b.t.Helper()
+	resp, body := b.get(portalURL + "/auth/login?next=" + url.QueryEscape(next))
 	m := loginRequestRE.FindStringSubmatch(body)
 	if m == nil {
 		b.t.Fatalf("no login form at %s: %s", resp.Request.URL, resp.Status)
@@ -305,7 +311,7 @@ func (b *browser) signIn(portalURL, user string) {
 	}
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || resp.Request.URL.Path != "/hubs" {
+	if resp.StatusCode != http.StatusOK || resp.Request.URL.Path != next {
 		b.t.Fatalf("sign-in as %s ended at %s with %s", user, resp.Request.URL, resp.Status)
 	}
 }
