@@ -35,8 +35,9 @@ type Hub struct {
 	Client           *hub.Client
 	Operators        []string // optional: roles-claim values allowed to cancel here
 	JobsOpsPerMinute int      // client-side budget under the hub's throttle
+	QueriesPerMinute int      // client-side budget for /devices/query (the plan page counts devices)
 	// Budget is the hub's traffic budget; nil makes one from Client,
-	// JobsOpsPerMinute, Deps.BudgetTTL and Deps.Now. Set it to share one
+	// JobsOpsPerMinute, QueriesPerMinute, Deps.BudgetTTL and Deps.Now. Set it to share one
 	// budget with other users of the hub (the demo) or to test.
 	Budget *hub.Budgeted
 }
@@ -105,7 +106,7 @@ func New(d Deps) (*Server, error) {
 		seen[h.Name] = true
 		b := h.Budget
 		if b == nil {
-			b = hub.NewBudgeted(h.Client, hub.BudgetConfig{TTL: d.BudgetTTL, JobsOpsPerMinute: h.JobsOpsPerMinute, Now: d.Now})
+			b = hub.NewBudgeted(h.Client, hub.BudgetConfig{TTL: d.BudgetTTL, JobsOpsPerMinute: h.JobsOpsPerMinute, QueriesPerMinute: h.QueriesPerMinute, Now: d.Now})
 		}
 		hubs = append(hubs, handlers.Hub{Name: h.Name, Host: b.Client().Host(), Jobs: b, Operators: h.Operators})
 		budgets[h.Name] = b
