@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -151,9 +152,12 @@ func str(v any) string { s, _ := v.(string); return s }
 func TestWebhookRetriesRefusalsAndARecoveredReceiver(t *testing.T) {
 	w := fastWorld(t)
 	flaky, refusing, down := newHookReceiver(t, "flaky"), newHookReceiver(t, "refusing"), newHookReceiver(t, "down")
+	var mu sync.Mutex // POSTs of different jobs arrive concurrently
 	failedOnce := map[string]bool{}
 	flaky.setAnswer(func(c hookCall) (int, string) {
-		if !failedOnce[c.delivery] { // called with the receiver's lock free; one sender goroutine per key
+		mu.Lock()
+		defer mu.Unlock()
+		if !failedOnce[c.delivery] {
 			failedOnce[c.delivery] = true
 			return http.StatusInternalServerError, "try later"
 		}
