@@ -95,7 +95,11 @@ func (s *Service) Cancel(ctx context.Context, origin Origin, r CancelRequest) (O
 
 	out := withHubError(origin.entry(outcomeAction(o.Kind), r.Hub, r.JobID, r.Reason, result), o.Err)
 	s.count(r.Hub, strings.TrimPrefix(string(out.Action), "job.cancel."))
-	o.NotRecorded = s.record(ctx, out)
+	if o.Kind == Cancelled && s.announce != nil {
+		o.NotRecorded = s.recordCancelled(ctx, out, cancelledEvent(origin, r, o.Job))
+	} else {
+		o.NotRecorded = s.record(ctx, out)
+	}
 	s.forgetHistory(r.Hub, r.JobID)
 	if o.Job != nil && o.Kind != NotCancellable && o.Kind != ConfirmationMismatch {
 		s.Remember(ctx, r.Hub, o.Job, s.now())

@@ -35,6 +35,7 @@ type fixtureOptions struct {
 	devices   int
 	budgetTTL time.Duration
 	auditOpts []audit.Option
+	announce  jobs.Announcer
 }
 
 func newFixture(t testing.TB, o fixtureOptions) *fixture {
@@ -65,7 +66,7 @@ func newFixture(t testing.TB, o fixtureOptions) *fixture {
 	}
 	t.Cleanup(func() { f.store.Close() })
 	f.svc = jobs.New(jobs.Config{Hubs: map[string]jobs.HubJobs{"prod": f.budget}, Audit: f.store,
-		Now: f.clock.Now, Registerer: f.reg})
+		Now: f.clock.Now, Registerer: f.reg, Announce: o.announce})
 	return f
 }
 

@@ -32,6 +32,7 @@ type User struct {
 	Name     string
 	Roles    []string
 	CanAudit bool // shows the audit link
+	IsAdmin  bool // shows the notifications link
 }
 
 // Age is how old data is: "updated N s ago", and the "stale" marker when

@@ -57,11 +57,16 @@ func (s *Server) routes() {
 	e.POST("/hubs/:hub/jobs/:id/cancel", h.Cancel, session, user, h.CancelAuthorize, csrf)
 	page("/audit", h.Audit, session, role(auth.RoleAuditor))
 	e.GET("/audit.csv", h.AuditCSV, session, role(auth.RoleAuditor))
+	if s.deps.Outbox != nil {
+		n := h.Notifications(s.deps.Outbox)
+		page("/notifications", n.List, session, role(auth.RoleAdmin))
+		e.POST("/notifications/test", n.SendTest, session, role(auth.RoleAdmin), csrf)
+	}
 }
 
 // nextRoutes are the bookmarkable GET routes a ?next= may return to, as
 // decoded paths. Query strings ride along (auth keeps them byte for byte).
-var nextRoutes = regexp.MustCompile(`^/(hubs(/[a-z0-9-]{1,32}/jobs(/[A-Za-z0-9_-]{1,128}(/devices)?)?)?|audit)?$`)
+var nextRoutes = regexp.MustCompile(`^/(hubs(/[a-z0-9-]{1,32}/jobs(/[A-Za-z0-9_-]{1,128}(/devices)?)?)?|audit|notifications)?$`)
 
 // NextAllowed reports whether a ?next= path is one of the portal's
 // bookmarkable GET routes.

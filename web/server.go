@@ -5,6 +5,8 @@
 package web
 
 import (
+	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -21,6 +23,7 @@ import (
 	"github.com/hubjobs/hubjobs/handlers"
 	"github.com/hubjobs/hubjobs/hub"
 	"github.com/hubjobs/hubjobs/jobs"
+	"github.com/hubjobs/hubjobs/notify"
 	"github.com/hubjobs/hubjobs/static"
 	"github.com/hubjobs/hubjobs/views"
 )
@@ -58,6 +61,10 @@ type Deps struct {
 	// IdPOrigin is added to the CSP form-action so that sign-out can
 	// redirect to the IdP's end-session endpoint ("" = none needed).
 	IdPOrigin string
+	// Outbox queues webhook deliveries in the audit database: job events
+	// go through it and /notifications shows it. Nil: no notifications
+	// (and no /notifications page).
+	Outbox *notify.Outbox
 }
 
 // Server is the assembled portal.
@@ -115,7 +122,11 @@ func New(d Deps) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{deps: d, https: isHTTPS(d.PublicURL)}
-	s.jobs = jobs.New(jobs.Config{Hubs: budgets, Audit: d.Audit, Logger: d.Logger, Now: d.Now, Registerer: d.Registry})
+	jc := jobs.Config{Hubs: budgets, Audit: d.Audit, Logger: d.Logger, Now: d.Now, Registerer: d.Registry}
+	if d.Outbox != nil {
+		jc.Announce = jobAnnouncer{d.Outbox}
+	}
+	s.jobs = jobs.New(jc)
 	s.handlers = handlers.New(handlers.Config{Hubs: hubs, Jobs: s.jobs, Audit: d.Audit, Logger: d.Logger, Now: d.Now, Version: d.Version, Assets: pageAssets})
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
@@ -131,6 +142,23 @@ func New(d Deps) (*Server, error) {
 	}
 	s.routes()
 	return s, nil
+}
+
+// jobAnnouncer queues jobs' events in the outbox: jobs states the facts,
+// notify knows how they travel, and neither imports the other.
+type jobAnnouncer struct{ outbox *notify.Outbox }
+
+func (a jobAnnouncer) AnnounceWith(ctx context.Context, tx *sql.Tx, ev jobs.Event) error {
+	return a.outbox.Enqueue(ctx, tx, notifyEvent(ev))
+}
+
+func (a jobAnnouncer) Announce(ctx context.Context, ev jobs.Event) error {
+	return a.outbox.Publish(ctx, notifyEvent(ev))
+}
+
+func notifyEvent(ev jobs.Event) notify.Event {
+	return notify.Event{ID: ev.ID, Event: notify.EventType(ev.Kind), Hub: ev.Hub, Job: ev.Job,
+		Summary: ev.Summary, Details: ev.Details}
 }
 
 // Jobs is the portal's jobs service: cmd runs its reconciliation of

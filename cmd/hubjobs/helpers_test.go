@@ -80,7 +80,13 @@ type world struct {
 
 func newWorld(t *testing.T) *world {
 	t.Helper()
-	w := &world{sim: hubsim.New(hubsim.Options{Hostname: "test-fleet.azure-devices.net", Seed: 7})}
+	return newWorldWith(t, hubsim.Options{Hostname: "test-fleet.azure-devices.net", Seed: 7})
+}
+
+// newWorldWith is newWorld over a simulator with these options.
+func newWorldWith(t *testing.T, opts hubsim.Options) *world {
+	t.Helper()
+	w := &world{sim: hubsim.New(opts)}
 	w.sim.SeedDemo()
 	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		if strings.HasSuffix(r.URL.Path, "/cancel") {

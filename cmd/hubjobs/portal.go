@@ -17,6 +17,7 @@ import (
 	"github.com/hubjobs/hubjobs/auth"
 	"github.com/hubjobs/hubjobs/config"
 	"github.com/hubjobs/hubjobs/hub"
+	"github.com/hubjobs/hubjobs/notify"
 	"github.com/hubjobs/hubjobs/web"
 )
 
@@ -26,8 +27,9 @@ type portal struct {
 	logger  *slog.Logger
 	store   *audit.Store
 	web     *web.Server
+	outbox  *notify.Outbox
 	handler http.Handler
-	stop    context.CancelFunc // ends background work (reconciliation)
+	stop    context.CancelFunc // ends background work (reconciliation, webhook deliveries)
 	wg      sync.WaitGroup
 }
 
@@ -66,6 +68,20 @@ func newPortal(ctx context.Context, cfg *config.Config, logger *slog.Logger, opt
 			p.Close()
 		}
 	}()
+
+	// The outbox lives beside the audit trail, so that an audited change
+	// and the notification of it commit in one transaction.
+	p.outbox, err = notify.Open(ctx, store.DB(), notify.Dialect(store.Dialect()),
+		notify.Config{PublicURL: cfg.PublicURL, Webhooks: notifyWebhooks(cfg.Notify.Webhooks)})
+	if err != nil {
+		return nil, fmt.Errorf("notifications: %w", err)
+	}
+	// One sender per process; its lease owner (host, pid, random) tells
+	// replicas apart, so each delivery is sent by one of them at a time.
+	sender, err := notify.NewSender(p.outbox, notify.SenderConfig{Logger: logger, Registerer: reg})
+	if err != nil {
+		return nil, fmt.Errorf("notifications: %w", err)
+	}
 
 	clients, err := newHubClients(cfg.Hubs, hub.NewMetrics(reg))
 	if err != nil {
@@ -108,6 +124,7 @@ func newPortal(ctx context.Context, cfg *config.Config, logger *slog.Logger, opt
 		PublicURL:      cfg.PublicURL,
 		Version:        version,
 		IdPOrigin:      originOf(cfg.OIDC.Issuer),
+		Outbox:         p.outbox,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("web: %w", err)
@@ -117,6 +134,7 @@ func newPortal(ctx context.Context, cfg *config.Config, logger *slog.Logger, opt
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
 	p.stop = stop
 	p.wg.Go(func() { p.web.Jobs().Run(bg) }) // settles cancel intents a crash left pending
+	p.wg.Go(func() { sender.Run(bg) })       // delivers the outbox; stops after its POSTs in flight
 	ok = true
 	return p, nil
 }
@@ -131,6 +149,16 @@ func (p *portal) Close() {
 	if err := p.store.Close(); err != nil {
 		p.logger.Warn("closing the audit store", "err", err)
 	}
+}
+
+// notifyWebhooks hands the validated webhooks to notify, which keeps the
+// URL and secret to itself (it prints a webhook as its name).
+func notifyWebhooks(hooks []config.Webhook) []notify.Webhook {
+	out := make([]notify.Webhook, len(hooks))
+	for i, w := range hooks {
+		out[i] = notify.Webhook{Name: w.Name, URL: w.URL.String(), Secret: string(w.Secret), Events: w.Events, Format: w.Format}
+	}
+	return out
 }
 
 // registerProcessMetrics adds the Go runtime and process collectors.
