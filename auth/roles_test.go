@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/hubjobs/hubjobs/internal/testkit"
 )
 
 func TestRoleMapping(t *testing.T) {
@@ -58,7 +60,7 @@ func TestRoleMapping(t *testing.T) {
 
 func TestConfig_Validation(t *testing.T) {
 	clock := newTestClock()
-	valid := testConfig("https://idp.example.com", "https://jobs.example.com", clock, &eventLog{}, NewMemoryRevocations(nil), &syncBuffer{})
+	valid := testConfig("https://idp.example.com", "https://jobs.example.com", clock, &eventLog{}, NewMemoryRevocations(nil), &testkit.Buffer{})
 	tests := []struct {
 		name   string
 		change func(c *Config)

@@ -18,6 +18,8 @@ import (
 
 	_ "github.com/jackc/pgx/v5/stdlib" // driver "pgx"
 	_ "modernc.org/sqlite"             // driver "sqlite"
+
+	"github.com/hubjobs/hubjobs/internal/testkit"
 )
 
 // The store-facing tests run on both databases. PostgreSQL is the
@@ -125,37 +127,15 @@ func randomHex(t testing.TB, n int) string {
 	return hex.EncodeToString(b)
 }
 
-// fakeClock is a settable clock for Config.Now.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newFakeClock() *fakeClock {
-	return &fakeClock{now: time.Date(2026, 3, 4, 5, 6, 7, 891_234_000, time.UTC)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
-func (c *fakeClock) Set(at time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = at
+// newFakeClock is the settable clock for Config.Now, stopped at a fixed
+// instant in whole microseconds, the outbox's resolution.
+func newFakeClock() *testkit.Clock {
+	return testkit.NewClock(time.Date(2026, 3, 4, 5, 6, 7, 891_234_000, time.UTC))
 }
 
 const testPublicURL = "https://jobs.example.com"
 
-func openOutbox(t testing.TB, db *sql.DB, d Dialect, clock *fakeClock, webhooks ...Webhook) *Outbox {
+func openOutbox(t testing.TB, db *sql.DB, d Dialect, clock *testkit.Clock, webhooks ...Webhook) *Outbox {
 	t.Helper()
 	o, err := Open(context.Background(), db, d, Config{PublicURL: testPublicURL + "/", Webhooks: webhooks, Now: clock.Now})
 	if err != nil {

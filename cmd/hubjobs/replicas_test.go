@@ -6,7 +6,6 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"net/http"
-	"net/http/cookiejar"
 	"net/url"
 	"os"
 	"slices"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/hubjobs/hubjobs/audit"
 	"github.com/hubjobs/hubjobs/hub/hubsim"
+	"github.com/hubjobs/hubjobs/internal/testkit"
 )
 
 // postgresDSN is the machine's PostgreSQL (trust auth), or
@@ -94,8 +94,7 @@ func TestTwoReplicasSharePostgres(t *testing.T) {
 	if err != nil || resp.StatusCode >= 400 {
 		t.Fatalf("logout on A: %v %v", err, resp)
 	}
-	replay := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	replay.Jar, _ = cookiejar.New(nil)
+	replay := testkit.NewNoRedirectBrowser(t)
 	bURL, _ := url.Parse(b)
 	replay.Jar.SetCookies(bURL, stolen)
 	resp, err = replay.Get(b + "/hubs")

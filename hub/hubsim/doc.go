@@ -10,7 +10,7 @@
 // structs and its own SAS verifier, so a client bug cannot hide behind a
 // shared definition.
 //
-// Job state is a pure function of the injected Clock (see ManualClock): no
+// Job state is a pure function of the injected Clock (see Clock): no
 // goroutine runs between requests, and a test moves a job from queued to
 // completed by advancing the clock. Statistics and per-device records are
 // derived from the same per-device start and finish times, so they agree at

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hubjobs/hubjobs/internal/testkit"
 )
 
 var (
@@ -25,7 +27,7 @@ var (
 type harness struct {
 	t     *testing.T
 	sim   *Sim
-	clock *ManualClock
+	clock *testkit.Clock
 	url   string
 }
 
@@ -33,7 +35,7 @@ type harness struct {
 // filled in unless set) and stops it when the test ends.
 func newHarness(t *testing.T, o Options) *harness {
 	t.Helper()
-	clock := NewManualClock(testStart)
+	clock := testkit.NewClock(testStart)
 	if o.Clock == nil {
 		o.Clock = clock
 	}
