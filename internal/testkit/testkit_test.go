@@ -65,14 +65,21 @@ func server(t *testing.T) *httptest.Server {
 	return srv
 }
 
-func TestBrowserKeepsCookiesThroughRedirects(t *testing.T) {
-	srv := server(t)
-	b := testkit.NewBrowser(t)
-	resp, err := b.Get(srv.URL + "/login")
+// get fetches rawURL with client and closes the body.
+func get(t *testing.T, client *http.Client, rawURL string) *http.Response {
+	t.Helper()
+	resp, err := client.Get(rawURL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
+	return resp
+}
+
+func TestBrowserKeepsCookiesThroughRedirects(t *testing.T) {
+	srv := server(t)
+	b := testkit.NewBrowser(t)
+	resp := get(t, b, srv.URL+"/login")
 	if resp.StatusCode != http.StatusOK || resp.Request.URL.Path != "/home" {
 		t.Fatalf("login ended at %s with %s, want /home 200", resp.Request.URL, resp.Status)
 	}
@@ -90,20 +97,11 @@ func TestBrowserKeepsCookiesThroughRedirects(t *testing.T) {
 func TestNoRedirectBrowserStopsAtEachHop(t *testing.T) {
 	srv := server(t)
 	b := testkit.NewNoRedirectBrowser(t)
-	resp, err := b.Get(srv.URL + "/login")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	resp := get(t, b, srv.URL+"/login")
 	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/home" {
 		t.Fatalf("login: %s Location %q, want 303 to /home", resp.Status, resp.Header.Get("Location"))
 	}
-	resp, err = b.Get(srv.URL + "/home")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
+	if resp = get(t, b, srv.URL+"/home"); resp.StatusCode != http.StatusOK {
 		t.Errorf("/home with the kept cookie: %s, want 200", resp.Status)
 	}
 }
