@@ -2,15 +2,10 @@ package audit
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
-	"fmt"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,13 +15,6 @@ import (
 // The same suite runs on every backend. PostgreSQL is the machine's server
 // (trust auth); each test gets a fresh schema, dropped afterwards. Without
 // it the PostgreSQL half skips locally and fails under CI=true.
-
-func pgBaseDSN() string {
-	if dsn := os.Getenv("HUBJOBS_TEST_POSTGRES"); dsn != "" {
-		return dsn
-	}
-	return "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-}
 
 type backend struct {
 	name string
@@ -58,72 +46,8 @@ func forEachBackend(t *testing.T, test func(t *testing.T, b backend)) {
 	}
 }
 
-var postgresAdmin = sync.OnceValues(func() (*sql.DB, error) {
-	db, err := sql.Open("pgx", pgBaseDSN())
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	if err := db.PingContext(ctx); err != nil {
-		db.Close()
-		return nil, err
-	}
-	return db, nil
-})
-
-// requirePostgres skips (locally) or fails (CI=true) when PostgreSQL is down.
-func requirePostgres(t testing.TB) *sql.DB {
-	t.Helper()
-	db, err := postgresAdmin()
-	if err == nil {
-		return db
-	}
-	msg := fmt.Sprintf("PostgreSQL not reachable at %s: %v (start it with `pg_ctlcluster --skip-systemctl-redirect 15 main start`, or set HUBJOBS_TEST_POSTGRES)", pgBaseDSN(), err)
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return nil
-}
-
-func newPostgresSchema(t testing.TB) string {
-	t.Helper()
-	admin := requirePostgres(t)
-	schema := "audit_test_" + randomHex(t, 6)
-	if _, err := admin.Exec(`CREATE SCHEMA ` + schema); err != nil {
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() {
-		if _, err := admin.Exec(`DROP SCHEMA ` + schema + ` CASCADE`); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	return withSearchPath(t, pgBaseDSN(), schema)
-}
-
-// withSearchPath points a postgres DSN at schema; pgx sends unknown URL
-// parameters as run-time settings.
-func withSearchPath(t testing.TB, dsn, schema string) string {
-	t.Helper()
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
-
-func randomHex(t testing.TB, n int) string {
-	t.Helper()
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(b)
-}
+// newPostgresSchema is the DSN of a fresh, private schema (testkit.PostgresSchema).
+func newPostgresSchema(t testing.TB) string { return testkit.PostgresSchema(t, "audit_test") }
 
 func openStore(t testing.TB, dsn string, opts ...Option) *Store {
 	t.Helper()

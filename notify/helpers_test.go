@@ -2,15 +2,10 @@ package notify
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
-	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -56,54 +51,10 @@ func openSQLite(t testing.TB) (*sql.DB, func() *sql.DB) {
 	return handle(), handle
 }
 
-func pgBaseDSN() string {
-	if dsn := os.Getenv("HUBJOBS_TEST_POSTGRES"); dsn != "" {
-		return dsn
-	}
-	return "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-}
-
-var postgresAdmin = sync.OnceValues(func() (*sql.DB, error) {
-	db, err := sql.Open("pgx", pgBaseDSN())
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	if err := db.PingContext(ctx); err != nil {
-		db.Close()
-		return nil, err
-	}
-	return db, nil
-})
-
 func openPostgres(t testing.TB) (*sql.DB, func() *sql.DB) {
 	t.Helper()
-	admin, err := postgresAdmin()
-	if err != nil {
-		msg := fmt.Sprintf("PostgreSQL not reachable at %s: %v (set HUBJOBS_TEST_POSTGRES)", pgBaseDSN(), err)
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	schema := "notify_test_" + randomHex(t, 6)
-	if _, err := admin.Exec(`CREATE SCHEMA ` + schema); err != nil {
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() {
-		if _, err := admin.Exec(`DROP SCHEMA ` + schema + ` CASCADE`); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	u, err := url.Parse(pgBaseDSN())
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema) // pgx sends unknown parameters as settings
-	u.RawQuery = q.Encode()
-	handle := func() *sql.DB { return openHandle(t, "pgx", u.String()) }
+	dsn := testkit.PostgresSchema(t, "notify_test")
+	handle := func() *sql.DB { return openHandle(t, "pgx", dsn) }
 	return handle(), handle
 }
 
@@ -116,15 +67,6 @@ func openHandle(t testing.TB, driver, dsn string) *sql.DB {
 	db.SetMaxOpenConns(8)
 	t.Cleanup(func() { db.Close() })
 	return db
-}
-
-func randomHex(t testing.TB, n int) string {
-	t.Helper()
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(b)
 }
 
 // newFakeClock is the settable clock for Config.Now, stopped at a fixed

@@ -342,16 +342,6 @@ func (b *browser) cookies(u string) []*http.Cookie {
 	return b.client.Jar.Cookies(parsed)
 }
 
-// skipOrFail skips a test whose infrastructure is missing, or fails it
-// when CI=true (design.md: in CI a missing database is a failure).
-func skipOrFail(t *testing.T, format string, args ...any) {
-	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatalf(format, args...)
-	}
-	t.Skipf(format, args...)
-}
-
 // portBelowEphemeralRange is a free loopback address whose port the kernel
 // never hands out for a port-0 bind (Linux's ephemeral range starts at
 // 32768), so it stays ours while the process that uses it is down.

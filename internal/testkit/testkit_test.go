@@ -1,6 +1,7 @@
 package testkit_test
 
 import (
+	"database/sql"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -103,5 +104,31 @@ func TestNoRedirectBrowserStopsAtEachHop(t *testing.T) {
 	}
 	if resp = get(t, b, srv.URL+"/home"); resp.StatusCode != http.StatusOK {
 		t.Errorf("/home with the kept cookie: %s, want 200", resp.Status)
+	}
+}
+
+func TestPostgresSchemaIsFreshAndPrivate(t *testing.T) {
+	first, second := testkit.PostgresSchema(t, "testkit_test"), testkit.PostgresSchema(t, "testkit_test")
+	if first == second {
+		t.Fatalf("two schemas share a DSN: %s", first)
+	}
+	open := func(dsn string) *sql.DB {
+		db, err := sql.Open("pgx", dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db
+	}
+	a, b := open(first), open(second)
+	if _, err := a.Exec(`CREATE TABLE marks (n int); INSERT INTO marks VALUES (1)`); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := a.QueryRow(`SELECT count(*) FROM marks`).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("own schema: count %d, err %v", n, err)
+	}
+	if _, err := b.Exec(`SELECT 1 FROM marks`); err == nil {
+		t.Error("a table of one schema is visible from the other")
 	}
 }
