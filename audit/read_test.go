@@ -104,7 +104,7 @@ func TestList_LimitDefaultsAndCap(t *testing.T) {
 	})
 }
 
-// TestVerify_NamesTheTamperedEntry is security.md H52: someone with database
+// TestVerify_NamesTheTamperedEntry is docs/security.md H52: someone with database
 // access drops the triggers and rewrites history; Verify names the entry.
 func TestVerify_NamesTheTamperedEntry(t *testing.T) {
 	tests := []struct {

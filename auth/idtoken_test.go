@@ -340,7 +340,7 @@ func TestCallback_ExchangeFailures(t *testing.T) {
 				_, _ = w.Write([]byte(`{"error":"invalid_grant"}`))
 			}},
 		// An IdP that is down or hangs is an outage, not a refusal: 503
-		// (security.md case 8), fail closed within ExchangeTimeout.
+		// (docs/security.md case 8), fail closed within ExchangeTimeout.
 		{name: "ServerError", status: http.StatusServiceUnavailable, reason: "identity provider unreachable",
 			respond: func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusBadGateway) }},
 		{name: "Hangs", status: http.StatusServiceUnavailable, reason: "identity provider unreachable", timeout: 200 * time.Millisecond,

@@ -363,7 +363,7 @@ func TestUser_Can(t *testing.T) {
 
 // A presented session cookie that is not ours (tampered, truncated, from a
 // retired key) or that was signed out is a security event worth an audit
-// entry (security.md case 13, ASVS 16.3); routine expiry is not. The
+// entry (docs/security.md case 13, ASVS 16.3); routine expiry is not. The
 // cookie is cleared on the first refusal, so a browser records it once.
 func TestSession_RefusedCookiesAreAudited(t *testing.T) {
 	clock := newTestClock()

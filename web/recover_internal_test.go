@@ -16,7 +16,7 @@ import (
 	"github.com/hubjobs/hubjobs/internal/testkit"
 )
 
-// security.md case 56: a panicking handler is a generic 500 page with the
+// docs/security.md case 56: a panicking handler is a generic 500 page with the
 // request id — no panic value, no stack — and the stack goes to the log.
 // The route is added here because no real handler can be made to panic.
 func TestPanicIsAGeneric500WithTheRequestID(t *testing.T) {

@@ -41,8 +41,8 @@ type User struct {
 }
 
 // DemoUsers are the four accounts of `hubjobs demo`; each password is the
-// user name, and the roles claim carries the values of design.md's example
-// role map.
+// user name, and the roles claim carries the values config.example.yaml maps
+// to the portal's roles.
 func DemoUsers() []User {
 	return []User{
 		{Username: "viewer", Password: "viewer", Name: "Vera Viewer", Roles: []string{"Jobs.Read"}},

@@ -1,7 +1,7 @@
 // Package hubsim is a wire-faithful simulator of Azure IoT Hub's
 // scheduled-jobs data plane (PUT/GET /jobs/v2/{id}, POST …/cancel, GET
 // /jobs/v2/query, POST /devices/query over devices.jobs), for tests, the
-// demo and benchmarks. It follows /work/shared/reference/iothub-jobs-api.md
+// demo and benchmarks. It follows docs/iothub.md
 // (the wire truth), not the swagger: bare-array query bodies, paging through
 // x-ms-* headers, a minimal 200 body on create, "cancelled" jobs but
 // "canceled" devices, both error body formats, 411 from HTTP.sys.

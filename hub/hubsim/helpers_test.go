@@ -54,7 +54,7 @@ func newHarness(t *testing.T, o Options) *harness {
 	return &harness{t: t, sim: sim, clock: clock, url: srv.URL}
 }
 
-// signSAS builds a token as iothub-jobs-api.md §4 describes, written here
+// signSAS builds a token as docs/iothub.md §4 describes, written here
 // from the reference and independent of the verifier under test.
 func signSAS(key []byte, resource string, expiry int64) string {
 	sr := url.QueryEscape(resource)
