@@ -71,7 +71,7 @@ func TestCallback_Refusals(t *testing.T) {
 		},
 		{
 			// A response without our state cannot belong to any sign-in we
-			// started (security.md case 1): 403, like a tampered state.
+			// started (docs/security.md case 1): 403, like a tampered state.
 			name: "NoState", status: http.StatusForbidden, page: "does not belong", reason: "state or issuer mismatch",
 			run: func(t *testing.T, f *fixture, b *browser) result {
 				cb := f.startLogin(b, "viewer", "/")

@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/hubjobs/hubjobs/internal/testkit"
 )
 
 // guarded serves one request through Session + the guard under test and
@@ -73,7 +75,7 @@ func TestRequireUser_SendsEachKindOfRequestToSignIn(t *testing.T) {
 func TestRequireRole(t *testing.T) {
 	clock := newTestClock()
 	events := &eventLog{}
-	cfg := testConfig("http://127.0.0.1:1/unused", "https://portal.example.com", clock, events, NewMemoryRevocations(clock.Now), &syncBuffer{})
+	cfg := testConfig("http://127.0.0.1:1/unused", "https://portal.example.com", clock, events, NewMemoryRevocations(clock.Now), &testkit.Buffer{})
 	a, err := New(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -117,7 +119,7 @@ func TestRequireRole(t *testing.T) {
 func TestCheckCSRF_Matrix(t *testing.T) {
 	clock := newTestClock()
 	events := &eventLog{}
-	cfg := testConfig("http://127.0.0.1:1/unused", "https://portal.example.com", clock, events, NewMemoryRevocations(clock.Now), &syncBuffer{})
+	cfg := testConfig("http://127.0.0.1:1/unused", "https://portal.example.com", clock, events, NewMemoryRevocations(clock.Now), &testkit.Buffer{})
 	a, err := New(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -132,16 +132,10 @@ func New(cfg Config) *Service {
 	s := &Service{
 		hubs: cfg.Hubs, audit: cfg.Audit, log: cfg.Logger, now: cfg.Now,
 		workTimeout: cfg.WorkTimeout, reconcileEvery: cfg.ReconcileEvery, announce: cfg.Announce,
-		histories: expirable.NewLRU[string, []audit.Entry](cacheEntries, nil, HistoryTTL),
-		snapshots: expirable.NewLRU[string, hub.JobStatus](cacheEntries, nil, snapshotEvery),
-		reported:  expirable.NewLRU[string, struct{}](cacheEntries, nil, failuresReportWindow),
-		cancelOutcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "hubjobs_cancels_total",
-			Help: "Cancel attempts through the portal by hub and outcome.",
-		}, []string{"hub", "outcome"}),
-	}
-	if cfg.Registerer != nil {
-		cfg.Registerer.MustRegister(s.cancelOutcomes)
+		histories:      expirable.NewLRU[string, []audit.Entry](cacheEntries, nil, HistoryTTL),
+		snapshots:      expirable.NewLRU[string, hub.JobStatus](cacheEntries, nil, snapshotEvery),
+		reported:       expirable.NewLRU[string, struct{}](cacheEntries, nil, failuresReportWindow),
+		cancelOutcomes: newCancelOutcomes(cfg.Registerer),
 	}
 	return s
 }

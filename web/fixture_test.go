@@ -20,6 +20,7 @@ import (
 	"github.com/hubjobs/hubjobs/auth/devidp"
 	"github.com/hubjobs/hubjobs/hub"
 	"github.com/hubjobs/hubjobs/hub/hubsim"
+	"github.com/hubjobs/hubjobs/internal/testkit"
 	"github.com/hubjobs/hubjobs/web"
 )
 
@@ -37,10 +38,10 @@ type portal struct {
 	web    *web.Server
 	auth   *auth.Authenticator
 	store  *audit.Store
-	clock  *hubsim.ManualClock
+	clock  *testkit.Clock
 	sims   map[string]*hubsim.Sim
 	direct map[string]*hub.Client // unbudgeted clients, to set up and check jobs
-	logs   *syncBuffer
+	logs   *testkit.Buffer
 }
 
 type hubSpec struct {
@@ -73,7 +74,7 @@ func newPortal(t testing.TB, o portalOptions) *portal {
 		o.hubs = []hubSpec{{name: "prod", devices: 40}, {name: "eu", devices: 40, operators: []string{"Jobs.Cancel.EU"}}}
 	}
 	ctx := t.Context()
-	p := &portal{t: t, clock: hubsim.NewManualClock(t0), sims: map[string]*hubsim.Sim{}, direct: map[string]*hub.Client{}, logs: &syncBuffer{}}
+	p := &portal{t: t, clock: testkit.NewClock(t0), sims: map[string]*hubsim.Sim{}, direct: map[string]*hub.Client{}, logs: &testkit.Buffer{}}
 	level := slog.LevelDebug
 	if o.quietLogs {
 		level = slog.LevelWarn
@@ -219,8 +220,7 @@ func (p *portal) do(u *user, method, path string, body io.Reader, header ...stri
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}
-	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := client.Do(req)
+	resp, err := testkit.NewNoRedirectBrowser(p.t).Do(req) // u's cookie only, every hop visible
 	if err != nil {
 		p.t.Fatal(err)
 	}
@@ -299,21 +299,4 @@ func actions(es []audit.Entry) []string {
 		out[i] = string(e.Action)
 	}
 	return out
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

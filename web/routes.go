@@ -11,7 +11,7 @@ import (
 	"github.com/hubjobs/hubjobs/static"
 )
 
-// routes is the portal's whole URL surface (design.md "Routes"). Each line
+// routes is the portal's whole URL surface (docs/contract.md "Routes"). Each line
 // names the handler; handlers/ has one file per area.
 func (s *Server) routes() {
 	e, h, a := s.echo, s.handlers, s.deps.Auth

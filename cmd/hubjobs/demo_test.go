@@ -14,6 +14,7 @@ import (
 
 	"github.com/hubjobs/hubjobs/hub"
 	"github.com/hubjobs/hubjobs/hub/hubsim"
+	"github.com/hubjobs/hubjobs/internal/testkit"
 	"github.com/hubjobs/hubjobs/rollout"
 )
 
@@ -225,7 +226,7 @@ var userRolesRE = regexp.MustCompile(`<span id="user-roles"[^>]*>([^<]*)</span>`
 // registry's own jobs have working pages.
 func TestDemoUsersSignInWithTheirRoles(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
-	var stdout syncBuffer
+	var stdout testkit.Buffer
 	done := make(chan error, 1)
 	go func() { done <- runDemo(ctx, []string{"--listen", "127.0.0.1:0"}, env{}.get, &stdout, io.Discard) }()
 	t.Cleanup(func() {

@@ -1,14 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"os"
@@ -25,6 +23,7 @@ import (
 
 	"github.com/hubjobs/hubjobs/auth/devidp"
 	"github.com/hubjobs/hubjobs/hub/hubsim"
+	"github.com/hubjobs/hubjobs/internal/testkit"
 )
 
 // binDir holds the hubjobs binary built once for the subprocess tests; it is
@@ -166,26 +165,9 @@ func (p portalSetup) environ() []string {
 // serveProcess is `hubjobs serve` running as a child process.
 type serveProcess struct {
 	cmd    *exec.Cmd
-	output *syncBuffer
+	output *testkit.Buffer
 	done   chan struct{}
 	err    error
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // startServe runs the binary's serve command and waits for /readyz 200.
@@ -193,7 +175,7 @@ func startServe(t *testing.T, p portalSetup) *serveProcess {
 	t.Helper()
 	cmd := exec.Command(hubjobsBinary(t), "serve", "--config", p.configPath)
 	cmd.Env = p.environ()
-	sp := &serveProcess{cmd: cmd, output: &syncBuffer{}, done: make(chan struct{})}
+	sp := &serveProcess{cmd: cmd, output: &testkit.Buffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = sp.output, sp.output
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -284,17 +266,17 @@ var (
 	csrfMetaRE     = regexp.MustCompile(`<meta name="csrf-token" content="([^"]+)"`)
 )
 
-// browser is a cookie-keeping HTTP client, like one browser profile. Cookies
-// are not port-scoped, so one browser shares its session between portals
-// on different 127.0.0.1 ports — like replicas behind one host name.
+// browser is a testkit browser profile that knows the portal's pages: its
+// sign-in, the CSRF token and the cancel form. One browser shares its session
+// between portals on different 127.0.0.1 ports — like replicas behind one
+// host name.
 type browser struct {
 	t      *testing.T
 	client *http.Client
 }
 
 func newBrowser(t *testing.T) *browser {
-	jar, _ := cookiejar.New(nil)
-	return &browser{t: t, client: &http.Client{Jar: jar, Timeout: 30 * time.Second}}
+	return &browser{t: t, client: testkit.NewBrowser(t)}
 }
 
 // signIn goes through the portal's login and the demo IdP's form.
@@ -370,16 +352,6 @@ func (b *browser) cancel(ctx context.Context, portalURL, hubName, jobID, reason 
 func (b *browser) cookies(u string) []*http.Cookie {
 	parsed, _ := url.Parse(u)
 	return b.client.Jar.Cookies(parsed)
-}
-
-// skipOrFail skips a test whose infrastructure is missing, or fails it
-// when CI=true (design.md: in CI a missing database is a failure).
-func skipOrFail(t *testing.T, format string, args ...any) {
-	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatalf(format, args...)
-	}
-	t.Skipf(format, args...)
 }
 
 // portBelowEphemeralRange is a free loopback address whose port the kernel
