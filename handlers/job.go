@@ -294,20 +294,7 @@ func (h *Handlers) cancelControl(c echo.Context, hb *Hub, v views.Job) views.Can
 // mayCancel: operator (or admin) and, when the hub names its operators, one
 // of the user's claim values is in that list. Deny by default.
 func mayCancel(u *auth.User, hb *Hub) bool {
-	if u == nil || !u.Can(auth.RoleOperator) {
-		return false
-	}
-	if len(hb.Operators) == 0 {
-		return true
-	}
-	for _, allowed := range hb.Operators {
-		for _, v := range u.ClaimValues {
-			if v == allowed {
-				return true
-			}
-		}
-	}
-	return false
+	return u != nil && u.Can(auth.RoleOperator) && narrowedTo(u, hb.Operators)
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
