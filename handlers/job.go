@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strconv"
 	"time"
 
@@ -125,7 +126,10 @@ func (h *Handlers) jobPage(c echo.Context, hb *Hub, id string, withHistory bool)
 		h.learnLimit(hb.Name, err)
 		return views.JobPage{}, err
 	}
-	m := views.JobPage{Job: v, Cancel: h.cancelControl(c, hb, v)}
+	m := views.JobPage{Job: v, Cancel: h.cancelControl(c, hb, v), RolloutID: rolloutOfJob(id)}
+	if u, _ := auth.UserFrom(ctx); mayAuthor(u, hb) {
+		m.CanCopy = true
+	}
 	if withHistory {
 		m.History, m.HistoryUnavailable = h.history(ctx, hb.Name, id)
 	}
@@ -295,6 +299,17 @@ func (h *Handlers) cancelControl(c echo.Context, hb *Hub, v views.Job) views.Can
 // of the user's claim values is in that list. Deny by default.
 func mayCancel(u *auth.User, hb *Hub) bool {
 	return u != nil && u.Can(auth.RoleOperator) && narrowedTo(u, hb.Operators)
+}
+
+// rolloutJobID is the id of a rollout's hub job, hj-{rid}-w{wave}-{part}.
+var rolloutJobID = regexp.MustCompile(`^hj-([a-z0-9]{1,16})-w[1-9][0-9]*-[1-9][0-9]*$`)
+
+// rolloutOfJob is the rollout a hub job belongs to, "" when none.
+func rolloutOfJob(id string) string {
+	if m := rolloutJobID.FindStringSubmatch(id); m != nil {
+		return m[1]
+	}
+	return ""
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }

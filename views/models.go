@@ -166,6 +166,12 @@ type JobPage struct {
 	// HistoryUnavailable: the audit store could not be read just now.
 	HistoryUnavailable bool
 	Banner             *Banner
+	// RolloutID is the rollout this job delivers a wave of ("" for a job
+	// made elsewhere).
+	RolloutID string
+	// CanCopy offers "Copy" (and, with failed devices, "Rerun on failed
+	// devices"): the user may create jobs on this hub.
+	CanCopy bool
 }
 
 // JobFilter is the job list's GET form.

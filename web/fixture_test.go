@@ -18,6 +18,7 @@ import (
 	"github.com/hubjobs/hubjobs/audit"
 	"github.com/hubjobs/hubjobs/auth"
 	"github.com/hubjobs/hubjobs/auth/devidp"
+	"github.com/hubjobs/hubjobs/handlers"
 	"github.com/hubjobs/hubjobs/hub"
 	"github.com/hubjobs/hubjobs/hub/hubsim"
 	"github.com/hubjobs/hubjobs/web"
@@ -49,6 +50,9 @@ type hubSpec struct {
 	operators []string
 	opsPerMin int     // portal's jobs budget per minute (0: 6000, so a frozen clock never runs dry)
 	failures  float64 // share of devices that fail
+	authors   []string
+	registry  []hubsim.Device // a known fleet instead of the generated one
+	maxActive int             // the hub's configured max_active_jobs
 }
 
 type portalOptions struct {
@@ -60,11 +64,14 @@ type portalOptions struct {
 	// quietLogs logs warnings and errors only, as `hubjobs demo` does
 	// (otherwise every access line is kept at debug level).
 	quietLogs bool
+	// rollouts is the rollout engine the portal is wired to (nil: none).
+	rollouts handlers.Rollouts
 }
 
 var testRoleMap = map[auth.Role][]string{
 	auth.RoleViewer: {"Jobs.Read"}, auth.RoleOperator: {"Jobs.Cancel"},
 	auth.RoleAuditor: {"Audit.Read"}, auth.RoleAdmin: {"Jobs.Admin"},
+	auth.RoleAuthor: {"Jobs.Write"}, auth.RoleApprover: {"Jobs.Approve"},
 }
 
 func newPortal(t testing.TB, o portalOptions) *portal {
@@ -126,7 +133,7 @@ func newPortal(t testing.TB, o portalOptions) *portal {
 
 	var hubs []web.Hub
 	for _, hs := range o.hubs {
-		sim := hubsim.New(hubsim.Options{Hostname: hs.name + ".azure-devices.net", Devices: hs.devices, DeviceRate: 1,
+		sim := hubsim.New(hubsim.Options{Hostname: hs.name + ".azure-devices.net", Devices: hs.devices, Registry: hs.registry, DeviceRate: 1,
 			FailureRate: hs.failures, Clock: p.clock, QueuedPhase: -1, MaxActiveJobs: 100})
 		hsrv := httptest.NewServer(sim)
 		t.Cleanup(func() { sim.Close(); hsrv.Close() })
@@ -146,10 +153,10 @@ func newPortal(t testing.TB, o portalOptions) *portal {
 			ops = 6000
 		}
 		budget := hub.NewBudgeted(client, hub.BudgetConfig{TTL: o.budgetTTL, JobsOpsPerMinute: ops, QueriesPerMinute: ops, Now: p.clock.Now})
-		hubs = append(hubs, web.Hub{Name: hs.name, Budget: budget, Operators: hs.operators})
+		hubs = append(hubs, web.Hub{Name: hs.name, Budget: budget, Operators: hs.operators, Authors: hs.authors, MaxActiveJobs: hs.maxActive})
 	}
 	p.web, err = web.New(web.Deps{Hubs: hubs, Auth: p.auth, Audit: p.store, Logger: logger, PublicURL: p.srv.URL,
-		Version: "test", Now: p.clock.Now, BudgetTTL: o.budgetTTL})
+		Version: "test", Now: p.clock.Now, BudgetTTL: o.budgetTTL, Rollouts: handlers.RolloutsConfig{Engine: o.rollouts}})
 	if err != nil {
 		t.Fatal(err)
 	}
