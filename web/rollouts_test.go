@@ -197,6 +197,15 @@ func TestRolloutCreateRefusesEachBadFieldNextToIt(t *testing.T) {
 			}
 		})
 	}
+	// Hostile input comes back inert.
+	form := jobForm("hostile")
+	form.Set("payload", `</script><img src=x onerror=alert(1)>`)
+	form.Set("condition", `deviceId = '"><svg onload=alert(1)>'`)
+	form.Set("method", `"><b id=injected>`)
+	r := p.post(a, "/hubs/prod/rollouts", form)
+	if strings.Contains(r.body, "<img src=x") || strings.Contains(r.body, "<svg onload") || r.doc(t).Find("#injected").Length() != 0 {
+		t.Error("hostile form input is live HTML on the re-rendered form")
+	}
 	if fake.calls() != 0 || p.sims["prod"].Calls(hubsim.OpCreateJob) != 0 {
 		t.Errorf("bad input reached the engine (%d) or the hub (%d)", fake.calls(), p.sims["prod"].Calls(hubsim.OpCreateJob))
 	}
