@@ -3,6 +3,7 @@ package handlers
 import (
 	"errors"
 	"net/http"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 
@@ -74,7 +75,7 @@ func slotBusyView(hubName string, e *rollout.SlotBusyError) *views.SlotBusy {
 	v := &views.SlotBusy{Limit: e.Limit}
 	for _, h := range e.Holders {
 		v.Holders = append(v.Holders, views.SlotHolder{Hub: hubName, JobID: h.JobID, Status: string(h.Status),
-			StatusLabel: jobs.StatusLabel(string(h.Status)), StopsBy: h.StopsBy})
+			StatusLabel: strings.ToLower(jobs.StatusLabel(string(h.Status))), StopsBy: h.StopsBy})
 	}
 	return v
 }

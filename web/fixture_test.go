@@ -42,6 +42,7 @@ type portal struct {
 	sims   map[string]*hubsim.Sim
 	direct map[string]*hub.Client // unbudgeted clients, to set up and check jobs
 	logs   *syncBuffer
+	issuer string // the IdP's issuer, which signed-in users carry
 }
 
 type hubSpec struct {
@@ -102,6 +103,7 @@ func newPortal(t testing.TB, o portalOptions) *portal {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { idp.Close() })
+	p.issuer = idp.Issuer()
 
 	p.store, err = audit.Open(ctx, "sqlite://"+t.TempDir()+"/audit.db", audit.WithClock(p.clock.Now))
 	if err != nil {
