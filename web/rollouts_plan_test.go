@@ -21,6 +21,12 @@ func (p *portal) plan(u *user, form url.Values) response {
 	// The clock is frozen: let the query budget (each person's share of
 	// it) refill as a second of typing would.
 	p.clock.Advance(time.Second)
+	return p.planNow(u, form)
+}
+
+// planNow posts the plan on the clock as it stands.
+func (p *portal) planNow(u *user, form url.Values) response {
+	p.t.Helper()
 	return p.do(u, http.MethodPost, "/hubs/prod/rollouts/plan", strings.NewReader(form.Encode()),
 		"Content-Type", "application/x-www-form-urlencoded", "HX-Request", "true", "X-CSRF-Token", u.csrf,
 		"Sec-Fetch-Site", "same-origin", "Origin", p.srv.URL)

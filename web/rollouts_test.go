@@ -33,13 +33,17 @@ func fleet() []hubsim.Device {
 // newRolloutPortal is the portal wired to a stateful fake engine, with hub
 // prod (the known fleet, S1-like: one active job) and hub eu, which only
 // Jobs.Write.EU may create jobs on.
-func newRolloutPortal(t *testing.T) (*portal, *fakeRollouts) {
+func newRolloutPortal(t testing.TB, opts ...func(*portalOptions)) (*portal, *fakeRollouts) {
 	t.Helper()
 	var fake *fakeRollouts
-	p := newPortal(t, portalOptions{rollouts: lazyFake(&fake), hubs: []hubSpec{
+	o := portalOptions{rollouts: lazyFake(&fake), hubs: []hubSpec{
 		{name: "prod", registry: fleet(), maxActive: 1},
 		{name: "eu", devices: 10, authors: []string{"Jobs.Write.EU"}},
-	}})
+	}}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	p := newPortal(t, o)
 	fake.now = p.clock.Now
 	return p, fake
 }
