@@ -86,7 +86,8 @@ func HubCodeText(code string) string {
 // to the "unknown" colour so hub data never becomes a class name.
 func statusClass(status string) string {
 	switch status {
-	case "enqueued", "queued", "scheduled", "running", "completed", "failed", "cancelled", "canceled", "pending":
+	case "enqueued", "queued", "scheduled", "running", "completed", "failed", "cancelled", "canceled", "pending",
+		"planned", "baking", "awaiting_approval", "halted": // and a rollout's states
 		return "badge s-" + status
 	}
 	return "badge s-unknown"

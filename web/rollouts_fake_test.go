@@ -20,10 +20,10 @@ type fakeRollouts struct {
 	mu        sync.Mutex
 	now       func() time.Time
 	byKey     map[string]*rollout.Rollout
-	creates   int                       // Create calls, accepted or not
-	slotBusy  *rollout.SlotBusyError    // refuses a start-now create that may not wait
-	remaining map[string][]string       // rid → devices never reached
-	origins   map[string][]jobs.Origin  // rid → who asked, per call
+	creates   int                      // Create calls, accepted or not
+	slotBusy  *rollout.SlotBusyError   // refuses a start-now create that may not wait
+	remaining map[string][]string      // rid → devices never reached
+	origins   map[string][]jobs.Origin // rid → who asked, per call
 }
 
 func newFakeRollouts(now func() time.Time) *fakeRollouts {
@@ -152,7 +152,9 @@ func (f *fakeRollouts) Approve(_ context.Context, o jobs.Origin, hubName, rid st
 	return &c, nil
 }
 
-func identity(a audit.Actor) rollout.Identity { return rollout.Identity{Issuer: a.Issuer, Subject: a.Subject} }
+func identity(a audit.Actor) rollout.Identity {
+	return rollout.Identity{Issuer: a.Issuer, Subject: a.Subject}
+}
 
 func (f *fakeRollouts) Remaining(_ context.Context, hubName, rid string) ([]string, error) {
 	f.mu.Lock()

@@ -184,4 +184,3 @@ func TestRerunOfAJobWithoutFailuresSaysSo(t *testing.T) {
 		t.Errorf("copy of an unknown job = %d, want 404", r.StatusCode)
 	}
 }
-
