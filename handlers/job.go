@@ -126,10 +126,8 @@ func (h *Handlers) jobPage(c echo.Context, hb *Hub, id string, withHistory bool)
 		h.learnLimit(hb.Name, err)
 		return views.JobPage{}, err
 	}
-	m := views.JobPage{Job: v, Cancel: h.cancelControl(c, hb, v), RolloutID: rolloutOfJob(id)}
-	if u, _ := auth.UserFrom(ctx); mayAuthor(u, hb) {
-		m.CanCopy = true
-	}
+	u, _ := auth.UserFrom(ctx)
+	m := views.JobPage{Job: v, Cancel: h.cancelControl(c, hb, v), RolloutID: rolloutOfJob(id), CanCopy: mayAuthor(u, hb)}
 	if withHistory {
 		m.History, m.HistoryUnavailable = h.history(ctx, hb.Name, id)
 	}
