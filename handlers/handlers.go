@@ -27,6 +27,10 @@ type HubJobs interface {
 	GetJob(ctx context.Context, id string) (hub.Fresh[*hub.Job], error)
 	QueryJobs(ctx context.Context, o hub.QueryJobsOptions) (hub.Fresh[*hub.JobsPage], error)
 	QueryDeviceJobs(ctx context.Context, jobID string, o hub.PageOptions) (hub.Fresh[*hub.DevicesPage], error)
+	// The plan of the "New job" form counts the devices a condition
+	// selects and shows a few of their ids, through the query budget.
+	CountDevices(ctx context.Context, where string) (hub.Fresh[int64], error)
+	DeviceIDs(ctx context.Context, where string, o hub.PageOptions) (hub.Fresh[*hub.DeviceIDsPage], error)
 }
 
 // JobsService is what the pages ask of the jobs service (*jobs.Service):
@@ -50,16 +54,26 @@ type Hub struct {
 	Host      string
 	Jobs      HubJobs
 	Operators []string // claim values allowed to cancel here; empty = any operator
+	Authors   []string // claim values allowed to create jobs here; empty = any author
+	// MaxActiveJobs is the hub's concurrent-job limit from config (the
+	// plan's "hub limits that apply"); 0 = unknown, planned as 1.
+	MaxActiveJobs int
+	// JobsOpsPerMinute is the portal's jobs budget for the hub, as the
+	// plan reports it; 0 = the budget's default.
+	JobsOpsPerMinute int
 }
 
 // Config is what New needs.
 type Config struct {
-	Hubs    []Hub
-	Jobs    JobsService
-	Audit   AuditLog
-	Logger  *slog.Logger
-	Now     func() time.Time
-	Version string
+	Hubs  []Hub
+	Jobs  JobsService
+	Audit AuditLog
+	// Rollouts stores and drives rollouts (the engine); nil serves every
+	// rollout route as "not available in this portal".
+	Rollouts RolloutsConfig
+	Logger   *slog.Logger
+	Now      func() time.Time
+	Version  string
 	// Assets are the static URLs every full page links (web passes static's).
 	Assets views.Assets
 }
@@ -70,6 +84,7 @@ type Handlers struct {
 	byName  map[string]*Hub
 	jobs    JobsService
 	audit   AuditLog
+	ro      RolloutsConfig
 	log     *slog.Logger
 	now     func() time.Time
 	version string
@@ -92,6 +107,7 @@ func New(cfg Config) *Handlers {
 		byName:  map[string]*Hub{},
 		jobs:    cfg.Jobs,
 		audit:   cfg.Audit,
+		ro:      cfg.Rollouts.withDefaults(),
 		log:     cfg.Logger,
 		now:     cfg.Now,
 		version: cfg.Version,

@@ -49,7 +49,8 @@ func (s *Server) middleware(m *httpMetrics) error {
 				return fmt.Errorf("panic: %w", err)
 			},
 		}),
-		middleware.BodyLimit(maxBodyBytes),
+		middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{Limit: maxBodyBytes,
+			Skipper: func(c echo.Context) bool { return c.Request().Method == http.MethodPost && largeFormRoutes[c.Path()] }}),
 		refuseOptions,
 	)
 	return nil

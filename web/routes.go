@@ -5,6 +5,7 @@ import (
 	"regexp"
 
 	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/hubjobs/hubjobs/auth"
@@ -55,6 +56,19 @@ func (s *Server) routes() {
 	// Cancel: role (and hub operators) → CSRF → h.Cancel, which validates
 	// and hands the audited cancel to jobs.Service.Cancel.
 	e.POST("/hubs/:hub/jobs/:id/cancel", h.Cancel, session, user, h.CancelAuthorize, csrf)
+	// Rollouts: reading needs the viewer role. Creating: author on the hub
+	// (AuthorAuthorize, which records refusals) → CSRF → handler, which
+	// validates before anything reaches the engine. The form's POSTs take
+	// bodies up to largeFormLimit (a 128 KB method payload, encoded).
+	page("/hubs/:hub/rollouts", h.Rollouts, viewer...)
+	page("/hubs/:hub/rollouts/new", h.NewRollout, session, user, h.AuthorAuthorize)
+	large := middleware.BodyLimit(largeFormLimit)
+	e.POST("/hubs/:hub/rollouts/plan", h.PlanRollout, large, session, user, h.AuthorAuthorize, csrf)
+	e.POST("/hubs/:hub/rollouts", h.CreateRollout, large, session, user, h.AuthorAuthorize, csrf)
+	page("/hubs/:hub/rollouts/:rid", h.Rollout, viewer...)
+	e.GET("/hubs/:hub/rollouts/:rid/status", h.RolloutStatus, viewer...)
+	e.POST("/hubs/:hub/rollouts/:rid/halt", h.HaltRollout, session, user, h.HaltAuthorize, csrf)
+	e.POST("/hubs/:hub/rollouts/:rid/approve", h.ApproveRollout, session, user, h.ApproveAuthorize, csrf)
 	page("/audit", h.Audit, session, role(auth.RoleAuditor))
 	e.GET("/audit.csv", h.AuditCSV, session, role(auth.RoleAuditor))
 	if s.deps.Outbox != nil {
@@ -66,7 +80,16 @@ func (s *Server) routes() {
 
 // nextRoutes are the bookmarkable GET routes a ?next= may return to, as
 // decoded paths. Query strings ride along (auth keeps them byte for byte).
-var nextRoutes = regexp.MustCompile(`^/(hubs(/[a-z0-9-]{1,32}/jobs(/[A-Za-z0-9_-]{1,128}(/devices)?)?)?|audit|notifications)?$`)
+var nextRoutes = regexp.MustCompile(`^/(hubs(/[a-z0-9-]{1,32}/(jobs(/[A-Za-z0-9_-]{1,128}(/devices)?)?|rollouts(/new|/[a-z0-9]{1,16})?))?|audit|notifications)?$`)
+
+// largeFormLimit bounds the "New job" form's POSTs (plan and create): a
+// 128 KB method payload and 40 KB of twin patch, percent-encoded. Every
+// other request keeps maxBodyBytes.
+const largeFormLimit = "640K"
+
+// largeFormRoutes are the route templates that take largeFormLimit; the
+// global body limit skips them and their own route limit applies.
+var largeFormRoutes = map[string]bool{"/hubs/:hub/rollouts/plan": true, "/hubs/:hub/rollouts": true}
 
 // NextAllowed reports whether a ?next= path is one of the portal's
 // bookmarkable GET routes.

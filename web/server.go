@@ -37,6 +37,8 @@ type Hub struct {
 	Name             string // URL segment satisfying hub.ValidHubName (package config checked it)
 	Client           *hub.Client
 	Operators        []string // optional: roles-claim values allowed to cancel here
+	Authors          []string // optional: roles-claim values allowed to create jobs here
+	MaxActiveJobs    int      // the hub's concurrent-job limit (config max_active_jobs)
 	JobsOpsPerMinute int      // client-side budget under the hub's throttle
 	QueriesPerMinute int      // client-side budget for /devices/query (the plan page counts devices)
 	// Budget is the hub's traffic budget; nil makes one from Client,
@@ -58,6 +60,9 @@ type Deps struct {
 	Now            func() time.Time
 	// BudgetTTL is how long a hub answer is reused (0: hub.DefaultBudgetTTL).
 	BudgetTTL time.Duration
+	// Rollouts is the rollout engine and its settings; a zero value serves
+	// the rollout routes as unavailable.
+	Rollouts handlers.RolloutsConfig
 	// IdPOrigin is added to the CSP form-action so that sign-out can
 	// redirect to the IdP's end-session endpoint ("" = none needed).
 	IdPOrigin string
@@ -115,7 +120,8 @@ func New(d Deps) (*Server, error) {
 		if b == nil {
 			b = hub.NewBudgeted(h.Client, hub.BudgetConfig{TTL: d.BudgetTTL, JobsOpsPerMinute: h.JobsOpsPerMinute, QueriesPerMinute: h.QueriesPerMinute, Now: d.Now})
 		}
-		hubs = append(hubs, handlers.Hub{Name: h.Name, Host: b.Client().Host(), Jobs: b, Operators: h.Operators})
+		hubs = append(hubs, handlers.Hub{Name: h.Name, Host: b.Client().Host(), Jobs: b, Operators: h.Operators,
+			Authors: h.Authors, MaxActiveJobs: h.MaxActiveJobs, JobsOpsPerMinute: h.JobsOpsPerMinute})
 		budgets[h.Name] = b
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -127,7 +133,7 @@ func New(d Deps) (*Server, error) {
 		jc.Announce = jobAnnouncer{d.Outbox}
 	}
 	s.jobs = jobs.New(jc)
-	s.handlers = handlers.New(handlers.Config{Hubs: hubs, Jobs: s.jobs, Audit: d.Audit, Logger: d.Logger, Now: d.Now, Version: d.Version, Assets: pageAssets})
+	s.handlers = handlers.New(handlers.Config{Hubs: hubs, Jobs: s.jobs, Audit: d.Audit, Rollouts: d.Rollouts, Logger: d.Logger, Now: d.Now, Version: d.Version, Assets: pageAssets})
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.IPExtractor = IPExtractor(d.TrustedProxies)

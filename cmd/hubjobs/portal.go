@@ -112,7 +112,7 @@ func newPortal(ctx context.Context, cfg *config.Config, logger *slog.Logger, opt
 	}
 	hubs := make([]web.Hub, len(cfg.Hubs))
 	for i, h := range cfg.Hubs {
-		hubs[i] = web.Hub{Name: h.Name, Client: clients[h.Name], Operators: h.Operators, JobsOpsPerMinute: h.JobsOpsPerMinute, QueriesPerMinute: h.QueriesPerMinute}
+		hubs[i] = web.Hub{Name: h.Name, Client: clients[h.Name], Operators: h.Operators, Authors: h.Authors, MaxActiveJobs: h.MaxActiveJobs, JobsOpsPerMinute: h.JobsOpsPerMinute, QueriesPerMinute: h.QueriesPerMinute}
 	}
 	p.web, err = web.New(web.Deps{
 		Hubs:           hubs,
