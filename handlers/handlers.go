@@ -37,7 +37,7 @@ type HubJobs interface {
 // the audited cancel, a job's history, and keeping the hub's answers.
 type JobsService interface {
 	Cancel(ctx context.Context, o jobs.Origin, r jobs.CancelRequest) (jobs.Outcome, error)
-	Denied(ctx context.Context, o jobs.Origin, hubName, jobID string) error
+	Denied(ctx context.Context, o jobs.Origin, d jobs.Denial) error
 	History(ctx context.Context, hubName, id string) ([]audit.Entry, error)
 	Remember(ctx context.Context, hubName string, j *hub.Job, seen time.Time)
 }

@@ -90,7 +90,7 @@ func (h *Handlers) AuthorAuthorize(next echo.HandlerFunc) echo.HandlerFunc {
 		if u != nil && u.Can(auth.RoleAuthor) && (err != nil || mayAuthor(u, hb)) {
 			return next(c) // an unknown hub gets its 400/404 from the handler
 		}
-		return h.deny(c, u, "", "You may not create jobs here",
+		return h.deny(c, u, "", "creating needs the author role on this hub", "You may not create jobs here",
 			"Creating jobs needs the author role on this hub. The attempt has been recorded.")
 	}
 }
@@ -109,7 +109,7 @@ func (h *Handlers) HaltAuthorize(next echo.HandlerFunc) echo.HandlerFunc {
 			return next(c)
 		}
 		rid, _ := rolloutIDParam(c)
-		return h.deny(c, u, rid, "You may not halt this rollout",
+		return h.deny(c, u, rid, "halting needs the operator role on this hub (or being the author of a rollout not yet started)", "You may not halt this rollout",
 			"Halting needs the operator role on this hub (the author may withdraw their own rollout until it starts). The attempt has been recorded.")
 	}
 }
@@ -125,16 +125,16 @@ func (h *Handlers) ApproveAuthorize(next echo.HandlerFunc) echo.HandlerFunc {
 			return next(c)
 		}
 		rid, _ := rolloutIDParam(c)
-		return h.deny(c, u, rid, "You may not approve rollouts",
+		return h.deny(c, u, rid, "approving needs the approver role", "You may not approve rollouts",
 			"Approving a wave needs the approver role. The attempt has been recorded.")
 	}
 }
 
 // deny records an authz.denied entry for the validated hub (and rollout id,
 // in the job field: a rollout's hub jobs all start with it) and answers 403.
-func (h *Handlers) deny(c echo.Context, u *auth.User, rid, title, detail string) error {
+func (h *Handlers) deny(c echo.Context, u *auth.User, rid, why, title, detail string) error {
 	ctx := c.Request().Context()
-	if err := h.jobs.Denied(ctx, auditOrigin(c, u), hubNameParam(c), rid); err != nil {
+	if err := h.jobs.Denied(ctx, auditOrigin(c, u), jobs.Denial{Hub: hubNameParam(c), Target: rid, Why: why}); err != nil {
 		h.log.ErrorContext(ctx, "audit of a denied request failed", "err", err)
 	}
 	return &Problem{Status: http.StatusForbidden, Title: title, Detail: detail}
