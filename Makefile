@@ -7,7 +7,7 @@
 #   make run     the demo: portal, two simulated hubs, demo IdP
 #   make fuzz    longer fuzzing of every Fuzz target (FUZZTIME=1m by default;
 #                FUZZ_PKGS=./hub/... to narrow it)
-#   make bench   the design.md budgets against `hubjobs demo` (go run ./bench,
+#   make bench   the docs/contract.md budgets against `hubjobs demo` (go run ./bench,
 #                ~2 min; BENCH_FLAGS="-poll 20s -rounds 1" for a quick run)
 #   make bench-go  every Go benchmark (go test -bench), e2e login round trip included
 #   make deps    only install / build / start the test infrastructure

@@ -196,29 +196,27 @@ func newAppendMetrics(r prometheus.Registerer) (*appendMetrics, error) {
 			Help: "Audit appends the store failed (down, read-only, over its time bound); a failed cancel intent refused the cancel with 503.",
 		}),
 	}
-	var err error
-	if m.duration, err = registerOrReuse(r, m.duration); err != nil {
-		return nil, err
-	}
-	if m.failures, err = registerOrReuse(r, m.failures); err != nil {
-		return nil, err
+	var errs [2]error
+	m.duration, errs[0] = registerOrReuse(r, m.duration)
+	m.failures, errs[1] = registerOrReuse(r, m.failures)
+	if err := errors.Join(errs[:]...); err != nil {
+		return nil, fmt.Errorf("audit: register metrics: %w", err)
 	}
 	return m, nil
 }
 
-// registerOrReuse lets a process reopen a Store on the same registry.
-func registerOrReuse[C prometheus.Collector](r prometheus.Registerer, c C) (C, error) {
-	err := r.Register(c)
-	var are prometheus.AlreadyRegisteredError
-	if errors.As(err, &are) {
+// registerOrReuse registers c with reg or, when a collector of the same type
+// is already registered under the same name, returns that one, so that two
+// instances on one registry share their series instead of failing. It is the
+// metrics rule of docs/contract.md, which says why each package has a copy.
+func registerOrReuse[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
+	err := reg.Register(c)
+	if are, ok := errors.AsType[prometheus.AlreadyRegisteredError](err); ok {
 		if existing, ok := are.ExistingCollector.(C); ok {
 			return existing, nil
 		}
 	}
-	if err != nil {
-		return c, fmt.Errorf("audit: register metrics: %w", err)
-	}
-	return c, nil
+	return c, err
 }
 
 func (m *appendMetrics) observe(d time.Duration, err error) {

@@ -48,7 +48,7 @@ func TestAppend_DatabaseRefusesRewritesThatAreNotUpdates(t *testing.T) {
 	})
 }
 
-// TestSQLiteCommitsAreDurable is security.md H50 ("fsync/commit before
+// TestSQLiteCommitsAreDurable is docs/security.md H50 ("fsync/commit before
 // ack") for SQLite: the store's own connections run in WAL with
 // synchronous=FULL, so a commit is on disk when Append returns. Nothing else
 // would notice if the DSN parameters stopped being applied.

@@ -27,7 +27,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Action names are public surface (design.md "Audit entry").
+// Action names are public surface (docs/contract.md "Audit entry").
 type Action string
 
 const (

@@ -2,29 +2,19 @@ package audit
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
-	"fmt"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/hubjobs/hubjobs/internal/testkit"
 )
 
 // The same suite runs on every backend. PostgreSQL is the machine's server
 // (trust auth); each test gets a fresh schema, dropped afterwards. Without
 // it the PostgreSQL half skips locally and fails under CI=true.
-
-func pgBaseDSN() string {
-	if dsn := os.Getenv("HUBJOBS_TEST_POSTGRES"); dsn != "" {
-		return dsn
-	}
-	return "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-}
 
 type backend struct {
 	name string
@@ -56,72 +46,8 @@ func forEachBackend(t *testing.T, test func(t *testing.T, b backend)) {
 	}
 }
 
-var postgresAdmin = sync.OnceValues(func() (*sql.DB, error) {
-	db, err := sql.Open("pgx", pgBaseDSN())
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	if err := db.PingContext(ctx); err != nil {
-		db.Close()
-		return nil, err
-	}
-	return db, nil
-})
-
-// requirePostgres skips (locally) or fails (CI=true) when PostgreSQL is down.
-func requirePostgres(t testing.TB) *sql.DB {
-	t.Helper()
-	db, err := postgresAdmin()
-	if err == nil {
-		return db
-	}
-	msg := fmt.Sprintf("PostgreSQL not reachable at %s: %v (start it with `pg_ctlcluster --skip-systemctl-redirect 15 main start`, or set HUBJOBS_TEST_POSTGRES)", pgBaseDSN(), err)
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return nil
-}
-
-func newPostgresSchema(t testing.TB) string {
-	t.Helper()
-	admin := requirePostgres(t)
-	schema := "audit_test_" + randomHex(t, 6)
-	if _, err := admin.Exec(`CREATE SCHEMA ` + schema); err != nil {
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() {
-		if _, err := admin.Exec(`DROP SCHEMA ` + schema + ` CASCADE`); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	return withSearchPath(t, pgBaseDSN(), schema)
-}
-
-// withSearchPath points a postgres DSN at schema; pgx sends unknown URL
-// parameters as run-time settings.
-func withSearchPath(t testing.TB, dsn, schema string) string {
-	t.Helper()
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
-
-func randomHex(t testing.TB, n int) string {
-	t.Helper()
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(b)
-}
+// newPostgresSchema is the DSN of a fresh, private schema (testkit.PostgresSchema).
+func newPostgresSchema(t testing.TB) string { return testkit.PostgresSchema(t, "audit_test") }
 
 func openStore(t testing.TB, dsn string, opts ...Option) *Store {
 	t.Helper()
@@ -168,26 +94,10 @@ func mustExec(t testing.TB, db *sql.DB, query string, args ...any) {
 	}
 }
 
-// fakeClock is a settable clock for WithClock.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newFakeClock() *fakeClock {
-	return &fakeClock{now: time.Date(2026, 3, 4, 5, 6, 7, 891_234_567, time.UTC)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
+// newFakeClock is the settable clock for WithClock, stopped at a fixed
+// instant with sub-second digits.
+func newFakeClock() *testkit.Clock {
+	return testkit.NewClock(time.Date(2026, 3, 4, 5, 6, 7, 891_234_567, time.UTC))
 }
 
 // cancelIntent is a typical intent written by the cancel handler.

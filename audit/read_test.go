@@ -12,11 +12,13 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hubjobs/hubjobs/internal/testkit"
 )
 
 // seedTrail appends a small varied trail, one second apart, and returns the
 // clock's time of the first entry.
-func seedTrail(t *testing.T, s *Store, clock *fakeClock) time.Time {
+func seedTrail(t *testing.T, s *Store, clock *testkit.Clock) time.Time {
 	t.Helper()
 	start := clock.Now()
 	olive := Actor{Subject: "u-olive", Name: "Olive Operator", Email: "olive@example.com", Roles: []string{"operator"}}
@@ -102,7 +104,7 @@ func TestList_LimitDefaultsAndCap(t *testing.T) {
 	})
 }
 
-// TestVerify_NamesTheTamperedEntry is security.md H52: someone with database
+// TestVerify_NamesTheTamperedEntry is docs/security.md H52: someone with database
 // access drops the triggers and rewrites history; Verify names the entry.
 func TestVerify_NamesTheTamperedEntry(t *testing.T) {
 	tests := []struct {

@@ -13,7 +13,7 @@ import (
 	"unicode/utf8"
 )
 
-// exportKeys are the export columns (design.md "Audit entry"), in order. The
+// exportKeys are the export columns (docs/contract.md "Audit entry"), in order. The
 // canonical encoding, the JSON lines export, the CSV header and the log line
 // all follow this order.
 var exportKeys = []string{

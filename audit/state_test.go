@@ -46,7 +46,7 @@ func crashChild(dsn string) {
 	os.Exit(4) // not killed: the parent notices the exit status
 }
 
-// TestReconcile_AfterKillBetweenIntentAndOutcome is security.md H50.
+// TestReconcile_AfterKillBetweenIntentAndOutcome is docs/security.md H50.
 func TestReconcile_AfterKillBetweenIntentAndOutcome(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend) {
 		dsn := b.newDSN(t)
@@ -326,7 +326,7 @@ func TestPing(t *testing.T) {
 	})
 }
 
-// TestUnavailable is security.md H51: with the store unable to write, Append
+// TestUnavailable is docs/security.md H51: with the store unable to write, Append
 // and Ping fail with ErrUnavailable (the portal answers 503 and calls no
 // hub) while reads keep working, and writing resumes once it is back.
 func TestUnavailable(t *testing.T) {

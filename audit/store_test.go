@@ -198,7 +198,7 @@ func TestAppend_DatabaseRefusesUpdateAndDelete(t *testing.T) {
 	})
 }
 
-// TestAppend_Concurrent is security.md H49: 1,000 appends at once, none lost
+// TestAppend_Concurrent is docs/security.md H49: 1,000 appends at once, none lost
 // or duplicated, seq strictly increasing, the chain verifies. On PostgreSQL
 // it also runs with two Store instances (two replicas) on one trail.
 func TestAppend_Concurrent(t *testing.T) {
@@ -254,7 +254,7 @@ func TestAppend_Concurrent(t *testing.T) {
 	})
 }
 
-// TestAppend_EscapesAndLogsOneLine is security.md F41: CR/LF, U+2028, bidi
+// TestAppend_EscapesAndLogsOneLine is docs/security.md F41: CR/LF, U+2028, bidi
 // overrides and ANSI sequences cannot forge a line or reorder text.
 func TestAppend_EscapesAndLogsOneLine(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend) {
@@ -341,7 +341,7 @@ func TestSanitize(t *testing.T) {
 func TestAppend_CapsFields(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend) {
 		s := openStore(t, b.newDSN(t))
-		e := cancelIntent("r1", strings.Repeat("j", 1<<20)) // a 1 MB job id (security.md F38)
+		e := cancelIntent("r1", strings.Repeat("j", 1<<20)) // a 1 MB job id (docs/security.md F38)
 		e.Reason = strings.Repeat("r", 2000)
 		stored := mustAppend(t, s, e)
 		if got := len([]rune(stored.JobID)); got != maxFieldChars || !strings.HasSuffix(stored.JobID, truncatedMarker) {

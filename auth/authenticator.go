@@ -213,12 +213,29 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.sessionsStarted, m.loginFailures, m.sessionsRejected, m.csrfBlocked} {
-		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("auth: register metrics: %w", err)
-		}
+	var errs [4]error
+	m.sessionsStarted, errs[0] = registerOrReuse(reg, m.sessionsStarted)
+	m.loginFailures, errs[1] = registerOrReuse(reg, m.loginFailures)
+	m.sessionsRejected, errs[2] = registerOrReuse(reg, m.sessionsRejected)
+	m.csrfBlocked, errs[3] = registerOrReuse(reg, m.csrfBlocked)
+	if err := errors.Join(errs[:]...); err != nil {
+		return nil, fmt.Errorf("auth: register metrics: %w", err)
 	}
 	return m, nil
+}
+
+// registerOrReuse registers c with reg or, when a collector of the same type
+// is already registered under the same name, returns that one, so that two
+// instances on one registry share their series instead of failing. It is the
+// metrics rule of docs/contract.md, which says why each package has a copy.
+func registerOrReuse[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
+	err := reg.Register(c)
+	if are, ok := errors.AsType[prometheus.AlreadyRegisteredError](err); ok {
+		if existing, ok := are.ExistingCollector.(C); ok {
+			return existing, nil
+		}
+	}
+	return c, err
 }
 
 // randomToken is n bytes from crypto/rand, base64url without padding.

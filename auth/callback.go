@@ -12,6 +12,16 @@ import (
 	"golang.org/x/oauth2"
 )
 
+// Bounds, in runes, on IdP-supplied text kept for the page, the audit trail
+// and the log: enough for any real code, description or display name, and
+// too little to fill a page with someone else's words.
+const (
+	maxIdPCode        = 64
+	maxIdPDescription = 300
+	maxIdPDisplayText = 200
+	maxIdPLogText     = 500
+)
+
 // Callback handles GET /auth/callback: it checks the response against the
 // browser's transaction, redeems the code, verifies the ID token, maps
 // roles, issues a fresh session and lands on the validated next path with a
@@ -51,7 +61,7 @@ func (a *Authenticator) finishLogin(w http.ResponseWriter, r *http.Request) (*Us
 	q := r.URL.Query()
 	tx, txErr := a.takeTx(w, r, q.Get("state"))
 	if code := q.Get("error"); code != "" {
-		return nil, "", &IdPError{Code: sanitizeIdPText(code, 64), Description: sanitizeIdPText(q.Get("error_description"), 300),
+		return nil, "", &IdPError{Code: sanitizeIdPText(code, maxIdPCode), Description: sanitizeIdPText(q.Get("error_description"), maxIdPDescription),
 			Verified: txErr == nil}
 	}
 	if txErr != nil {
@@ -82,7 +92,13 @@ func (a *Authenticator) finishLogin(w http.ResponseWriter, r *http.Request) (*Us
 	ctx = oidc.ClientContext(ctx, a.cfg.HTTPClient)
 	tok, err := p.oauth.Exchange(ctx, code, oauth2.VerifierOption(tx.Verifier))
 	if err != nil {
-		if re, ok := errors.AsType[*oauth2.RetrieveError](err); ok && re.Response != nil && re.Response.StatusCode < 500 {
+		re, answered := errors.AsType[*oauth2.RetrieveError](err)
+		if answered {
+			// The IdP's error body is its own text: keep it out of the
+			// log as it came (bidi overrides, forged lines).
+			err = errors.New(sanitizeIdPText(re.Error(), maxIdPLogText))
+		}
+		if answered && re.Response != nil && re.Response.StatusCode < 500 {
 			return nil, "", fmt.Errorf("%w: %w", ErrExchange, err) // the IdP refused this code
 		}
 		// Down, failing or past ExchangeTimeout: an outage (503), not a
@@ -140,10 +156,12 @@ func (a *Authenticator) consumeTx(ctx context.Context, tx loginTx) error {
 }
 
 // userFromClaims builds the portal user: identity is issuer + subject; name
-// and e-mail are for display only; roles come from the roles claim through
-// the role map. The session id is new: sign-in never reuses an earlier one.
+// and e-mail are for display only (so they are sanitised like any IdP text:
+// they appear in the header, the audit trail and the log); roles come from
+// the roles claim through the role map, matched exactly as sent. The session
+// id is new: sign-in never reuses an earlier one.
 func (a *Authenticator) userFromClaims(idt *oidc.IDToken, claims map[string]any) *User {
-	str := func(k string) string { s, _ := claims[k].(string); return s }
+	str := func(k string) string { s, _ := claims[k].(string); return sanitizeIdPText(s, maxIdPDisplayText) }
 	name := str("name")
 	if name == "" {
 		name = str("preferred_username")

@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"unicode"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -43,6 +44,21 @@ func TestCallback_Refusals(t *testing.T) {
 			},
 		},
 		{
+			// The description of a sign-in this browser started is shown,
+			// but never with its bidi controls: "\u202Egnp.exe" would read
+			// "exe.png".
+			name: "IdPErrorBidiControlsRemoved", status: http.StatusForbidden, page: "It said: Open invoicegnp.exe then sign in.",
+			reason: "identity provider returned error access_denied",
+			run: func(t *testing.T, f *fixture, b *browser) result {
+				cb := f.startLogin(b, "viewer", "/")
+				return b.get(callbackWith(t, cb, func(q url.Values) {
+					q.Del("code")
+					q.Set("error", "access_\u202Edenied")
+					q.Set("error_description", "Open \u2066invoice\u202Egnp.exe\u2069\u200F then\u200B sign\u061C in.\u202C")
+				}))
+			},
+		},
+		{
 			name: "UserCancelsAtIdP", status: http.StatusForbidden, page: "the user cancelled the sign-in",
 			reason: "identity provider returned error access_denied",
 			run: func(t *testing.T, f *fixture, b *browser) result {
@@ -55,7 +71,7 @@ func TestCallback_Refusals(t *testing.T) {
 		},
 		{
 			// A response without our state cannot belong to any sign-in we
-			// started (security.md case 1): 403, like a tampered state.
+			// started (docs/security.md case 1): 403, like a tampered state.
 			name: "NoState", status: http.StatusForbidden, page: "does not belong", reason: "state or issuer mismatch",
 			run: func(t *testing.T, f *fixture, b *browser) result {
 				cb := f.startLogin(b, "viewer", "/")
@@ -184,6 +200,12 @@ func TestCallback_Refusals(t *testing.T) {
 			}
 			if strings.Contains(r.Body, "<script>") {
 				t.Error("IdP text reflected unescaped")
+			}
+			if i := strings.IndexFunc(r.Body, func(r rune) bool { return unicode.Is(unicode.Cf, r) }); i >= 0 {
+				t.Errorf("page carries a format (bidi, zero-width) character at byte %d", i)
+			}
+			if i := strings.IndexFunc(f.logs.String(), func(r rune) bool { return unicode.Is(unicode.Cf, r) }); i >= 0 {
+				t.Errorf("log carries a format (bidi, zero-width) character at byte %d", i)
 			}
 			if r.Header.Get("Referrer-Policy") != "no-referrer" || r.Header.Get("Cache-Control") != "no-store" {
 				t.Errorf("callback headers: Referrer-Policy %q, Cache-Control %q", r.Header.Get("Referrer-Policy"), r.Header.Get("Cache-Control"))

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"unicode"
 )
 
 // Sign-in failures. Each maps to one page and one metric/audit reason in
@@ -165,18 +166,32 @@ func quoteAll(vals []string) []string {
 	return out
 }
 
-// sanitizeIdPText keeps IdP-supplied text printable and short before it is
-// shown or audited: no controls (log forging), at most n runes.
+// sanitizeIdPText makes text that someone outside chose (an IdP's error
+// and description, a name claim, a request header) safe to show and log:
+//   - control characters and line or paragraph separators become a space,
+//     so a log line cannot be forged and a page cannot be re-flowed;
+//   - format characters (Unicode category Cf: the bidi embeddings,
+//     overrides and isolates U+202A–U+202E and U+2066–U+2069, the marks
+//     U+200E, U+200F and U+061C, zero-width characters, the BOM, tag
+//     characters) are dropped: a right-to-left override makes
+//     "\u202Egnp.exe" read as "exe.png", and zero-width characters make two
+//     different texts look the same;
+//   - invalid UTF-8 becomes U+FFFD;
+//   - at most n runes are kept, then "…".
 func sanitizeIdPText(s string, n int) string {
 	var b strings.Builder
+	b.Grow(min(len(s), 4*n+3))
 	count := 0
 	for _, r := range s {
+		switch {
+		case unicode.Is(unicode.Cf, r):
+			continue
+		case unicode.IsControl(r) || r == '\u2028' || r == '\u2029':
+			r = ' '
+		}
 		if count == n {
 			b.WriteString("…")
 			break
-		}
-		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == '\u2028' || r == '\u2029' {
-			r = ' '
 		}
 		b.WriteRune(r)
 		count++

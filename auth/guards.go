@@ -79,10 +79,11 @@ const maxCSRFFormBytes = 1 << 20
 
 // CheckCSRF guards state-changing requests (every method but GET, HEAD,
 // OPTIONS and TRACE). A request passes only if all of these hold:
-//   - Sec-Fetch-Site, when sent, is same-origin or none (cross-site and
-//     same-site are refused: sibling subdomains are not trusted);
 //   - Origin, when sent, is exactly PublicURL's origin (never "null");
 //     without Origin, a Referer, when sent, must be on that origin;
+//   - net/http's CrossOriginProtection finds it same-origin: Sec-Fetch-Site,
+//     when sent, is same-origin or none (cross-site and same-site are
+//     refused: sibling subdomains are not trusted);
 //   - the request has a session and carries its token in the X-CSRF-Token
 //     header or the _csrf form field (compared in constant time).
 //
@@ -109,19 +110,14 @@ func (a *Authenticator) CheckCSRF(next http.Handler) http.Handler {
 	})
 }
 
+// crossOrigin is the standard library's Sec-Fetch-Site/Origin check, with
+// no trusted origins and no bypass patterns (its zero value).
+var crossOrigin http.CrossOriginProtection
+
 // csrfProblem returns why r fails the CSRF check, or "".
 func (a *Authenticator) csrfProblem(r *http.Request) string {
-	switch site := r.Header.Get("Sec-Fetch-Site"); site {
-	case "", "same-origin", "none":
-	default:
-		return "Sec-Fetch-Site is " + sanitizeIdPText(site, 32)
-	}
-	if origin, sent := r.Header["Origin"]; sent {
-		if len(origin) != 1 || originOf(origin[0]) == "" || originOf(origin[0]) != a.publicOrigin {
-			return "foreign Origin " + sanitizeIdPText(strings.Join(origin, ","), 200)
-		}
-	} else if ref := r.Header.Get("Referer"); ref != "" && originOf(ref) != a.publicOrigin {
-		return "foreign Referer origin " + sanitizeIdPText(originOf(ref), 200)
+	if reason := a.originProblem(r); reason != "" {
+		return reason
 	}
 	u, ok := UserFrom(r.Context())
 	if !ok {
@@ -137,6 +133,36 @@ func (a *Authenticator) csrfProblem(r *http.Request) string {
 	}
 	if !a.validCSRF(u.SessionID, token) {
 		return "CSRF token does not belong to this session"
+	}
+	return ""
+}
+
+// originProblem says why r did not come from one of our own pages, or "".
+//
+// The Origin (or Referer) is compared with PublicURL's origin, scheme and
+// port included, because that is the origin our pages are served from;
+// CrossOriginProtection alone would compare the Origin's host with the Host
+// header, which is whatever the reverse proxy forwards and says nothing of
+// the scheme. CrossOriginProtection then judges Sec-Fetch-Site, the signal
+// every current browser sends: it is given the request as seen at PublicURL
+// (Host and an accepted Origin in their configured form), so its own Origin
+// comparison can only agree with the one above.
+func (a *Authenticator) originProblem(r *http.Request) string {
+	origin, sentOrigin := r.Header["Origin"]
+	switch {
+	case sentOrigin && (len(origin) != 1 || originOf(origin[0]) != a.publicOrigin):
+		return "foreign Origin " + sanitizeIdPText(strings.Join(origin, ","), 200)
+	case !sentOrigin && r.Header.Get("Referer") != "" && originOf(r.Header.Get("Referer")) != a.publicOrigin:
+		return "foreign Referer origin " + sanitizeIdPText(originOf(r.Header.Get("Referer")), 200)
+	}
+	atPublicURL := *r
+	_, atPublicURL.Host, _ = strings.Cut(a.publicOrigin, "://")
+	if sentOrigin {
+		atPublicURL.Header = r.Header.Clone()
+		atPublicURL.Header.Set("Origin", a.publicOrigin)
+	}
+	if err := crossOrigin.Check(&atPublicURL); err != nil {
+		return "Sec-Fetch-Site is " + sanitizeIdPText(r.Header.Get("Sec-Fetch-Site"), 32)
 	}
 	return ""
 }

@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/hubjobs/hubjobs/internal/testkit"
 )
 
 // guarded serves one request through Session + the guard under test and
@@ -73,7 +75,7 @@ func TestRequireUser_SendsEachKindOfRequestToSignIn(t *testing.T) {
 func TestRequireRole(t *testing.T) {
 	clock := newTestClock()
 	events := &eventLog{}
-	cfg := testConfig("http://127.0.0.1:1/unused", "https://portal.example.com", clock, events, NewMemoryRevocations(clock.Now), &syncBuffer{})
+	cfg := testConfig("http://127.0.0.1:1/unused", "https://portal.example.com", clock, events, NewMemoryRevocations(clock.Now), &testkit.Buffer{})
 	a, err := New(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -117,7 +119,7 @@ func TestRequireRole(t *testing.T) {
 func TestCheckCSRF_Matrix(t *testing.T) {
 	clock := newTestClock()
 	events := &eventLog{}
-	cfg := testConfig("http://127.0.0.1:1/unused", "https://portal.example.com", clock, events, NewMemoryRevocations(clock.Now), &syncBuffer{})
+	cfg := testConfig("http://127.0.0.1:1/unused", "https://portal.example.com", clock, events, NewMemoryRevocations(clock.Now), &testkit.Buffer{})
 	a, err := New(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -130,6 +132,7 @@ func TestCheckCSRF_Matrix(t *testing.T) {
 	tests := []struct {
 		name    string
 		method  string
+		host    string // the Host header (a reverse proxy may rewrite it)
 		session bool
 		header  map[string]string
 		field   string
@@ -156,6 +159,13 @@ func TestCheckCSRF_Matrix(t *testing.T) {
 		{name: "TruncatedToken", session: true, header: map[string]string{"X-CSRF-Token": aliceToken[:20]}},
 		{name: "NoSession", header: map[string]string{"X-CSRF-Token": aliceToken}},
 		{name: "DELETE", method: http.MethodDelete, session: true, header: map[string]string{"Sec-Fetch-Site": "cross-site"}},
+		// Our origin is PublicURL's, not whatever Host a proxy forwards.
+		{name: "OurOriginBehindHostRewritingProxy", host: "127.0.0.1:8080", session: true, header: map[string]string{"Origin": "https://portal.example.com", "X-CSRF-Token": aliceToken}, allowed: true},
+		{name: "ForeignOriginMatchingForgedHost", host: "evil.example", session: true, header: map[string]string{"Origin": "https://evil.example", "X-CSRF-Token": aliceToken}},
+		{name: "SameOriginClaimWithForeignOrigin", session: true, header: map[string]string{"Sec-Fetch-Site": "same-origin", "Origin": "https://evil.example", "X-CSRF-Token": aliceToken}},
+		{name: "CrossSiteDespiteOurOrigin", session: true, header: map[string]string{"Sec-Fetch-Site": "cross-site", "Origin": "https://portal.example.com", "X-CSRF-Token": aliceToken}},
+		{name: "UnknownSecFetchSite", session: true, header: map[string]string{"Sec-Fetch-Site": "same-origin-ish", "X-CSRF-Token": aliceToken}},
+		{name: "SchemeDowngradeSameHost", host: "portal.example.com", session: true, header: map[string]string{"Origin": "http://portal.example.com", "X-CSRF-Token": aliceToken}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -171,6 +181,9 @@ func TestCheckCSRF_Matrix(t *testing.T) {
 			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 			for k, v := range tc.header {
 				req.Header.Set(k, v)
+			}
+			if tc.host != "" {
+				req.Host = tc.host
 			}
 			if tc.session {
 				req.AddCookie(aliceCookie)

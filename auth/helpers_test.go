@@ -1,13 +1,11 @@
 package auth
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"regexp"
@@ -17,27 +15,13 @@ import (
 	"time"
 
 	"github.com/hubjobs/hubjobs/auth/devidp"
+	"github.com/hubjobs/hubjobs/internal/testkit"
 )
 
-// testClock is the injected clock shared by the portal and the IdP.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newTestClock() *testClock { return &testClock{t: time.Now().Truncate(time.Second)} }
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+// newTestClock is the injected clock shared by the portal and the IdP. It
+// starts at the wall clock's second because go-oidc checks token times
+// against the real time as well.
+func newTestClock() *testkit.Clock { return testkit.NewClock(time.Now().Truncate(time.Second)) }
 
 // eventLog is a stateful EventSink fake; failOn makes Record fail for one action.
 type eventLog struct {
@@ -119,19 +103,6 @@ func (f *flakyRevocations) IsRevoked(ctx context.Context, id string) (bool, erro
 	return f.MemoryRevocations.IsRevoked(ctx, id)
 }
 
-// syncBuffer collects log output from concurrent handlers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
 var (
 	testKey    = []byte("0123456789abcdef0123456789abcdef-current")
 	testOldKey = []byte("fedcba9876543210fedcba9876543210-retired")
@@ -145,7 +116,7 @@ var (
 func portalRoutes(p string) bool { return p == "/" || jobRoute.MatchString(p) }
 
 // testConfig is a complete Config for issuer and public URL.
-func testConfig(issuer, publicURL string, clock *testClock, events *eventLog, rev RevocationStore, logs io.Writer) Config {
+func testConfig(issuer, publicURL string, clock *testkit.Clock, events *eventLog, rev RevocationStore, logs io.Writer) Config {
 	return Config{
 		Issuer: issuer, ClientID: "hubjobs", ClientSecret: "hubjobs-demo-secret",
 		PublicURL: publicURL, RoleMap: testRoles,
@@ -159,18 +130,18 @@ func testConfig(issuer, publicURL string, clock *testClock, events *eventLog, re
 // fixture is a portal (real handlers on an httptest server) signed in
 // through a real devidp, both on the test clock.
 type fixture struct {
-	clock  *testClock
+	clock  *testkit.Clock
 	idp    *devidp.Server
 	auth   *Authenticator
 	portal *httptest.Server
 	events *eventLog
 	revs   *flakyRevocations
-	logs   *syncBuffer
+	logs   *testkit.Buffer
 }
 
 func newFixture(t *testing.T, options ...func(*Config, *devidp.Options)) *fixture {
 	t.Helper()
-	f := &fixture{clock: newTestClock(), events: &eventLog{}, logs: &syncBuffer{}}
+	f := &fixture{clock: newTestClock(), events: &eventLog{}, logs: &testkit.Buffer{}}
 	f.revs = &flakyRevocations{MemoryRevocations: NewMemoryRevocations(f.clock.Now)}
 	idpOpts := devidp.Options{Now: f.clock.Now}
 	var handler http.Handler
@@ -248,22 +219,13 @@ func (r result) location() string { return r.Header.Get("Location") }
 
 func newBrowser(t *testing.T) *browser {
 	t.Helper()
-	jar, err := cookiejar.New(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := &browser{t: t}
-	b.client = &http.Client{
-		Jar:           jar,
-		Timeout:       10 * time.Second,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
-			b.mu.Lock()
-			b.maxCookie = max(b.maxCookie, len(r.Header.Get("Cookie")))
-			b.mu.Unlock()
-			return http.DefaultTransport.RoundTrip(r)
-		}),
-	}
+	b := &browser{t: t, client: testkit.NewNoRedirectBrowser(t)}
+	b.client.Transport = roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		b.mu.Lock()
+		b.maxCookie = max(b.maxCookie, len(r.Header.Get("Cookie")))
+		b.mu.Unlock()
+		return http.DefaultTransport.RoundTrip(r)
+	})
 	return b
 }
 
@@ -312,13 +274,7 @@ func (b *browser) post(rawURL string, form url.Values, header ...string) result 
 
 // cookie returns the browser's cookie called name for the portal, or nil.
 func (b *browser) cookie(portal, name string) *http.Cookie {
-	u, _ := url.Parse(portal)
-	for _, c := range b.client.Jar.Cookies(u) {
-		if c.Name == name {
-			return c
-		}
-	}
-	return nil
+	return testkit.Cookie(b.client, portal, name)
 }
 
 func (b *browser) setCookie(portal string, c *http.Cookie) {

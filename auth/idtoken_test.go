@@ -15,6 +15,8 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/hubjobs/hubjobs/internal/testkit"
 )
 
 // fakeOP is a minimal OpenID provider for ID-token edge cases: the test
@@ -138,7 +140,7 @@ func (op *fakeOP) setIDToken(tok string) { op.mu.Lock(); op.idToken = tok; op.mu
 type opFixture struct {
 	op     *fakeOP
 	auth   *Authenticator
-	clock  *testClock
+	clock  *testkit.Clock
 	events *eventLog
 	revs   *flakyRevocations
 }
@@ -149,7 +151,7 @@ func newOPFixture(t *testing.T, mutate ...func(*Config)) *opFixture {
 	clock := newTestClock()
 	f := &opFixture{op: op, clock: clock, events: &eventLog{}}
 	f.revs = &flakyRevocations{MemoryRevocations: NewMemoryRevocations(clock.Now)}
-	cfg := testConfig(op.srv.URL, "https://portal.example.com", clock, f.events, f.revs, &syncBuffer{})
+	cfg := testConfig(op.srv.URL, "https://portal.example.com", clock, f.events, f.revs, &testkit.Buffer{})
 	cfg.ClientSecret = op.secret
 	for _, m := range mutate {
 		m(&cfg)
@@ -338,7 +340,7 @@ func TestCallback_ExchangeFailures(t *testing.T) {
 				_, _ = w.Write([]byte(`{"error":"invalid_grant"}`))
 			}},
 		// An IdP that is down or hangs is an outage, not a refusal: 503
-		// (security.md case 8), fail closed within ExchangeTimeout.
+		// (docs/security.md case 8), fail closed within ExchangeTimeout.
 		{name: "ServerError", status: http.StatusServiceUnavailable, reason: "identity provider unreachable",
 			respond: func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusBadGateway) }},
 		{name: "Hangs", status: http.StatusServiceUnavailable, reason: "identity provider unreachable", timeout: 200 * time.Millisecond,

@@ -166,7 +166,7 @@ func (a *Authenticator) dropOldTransactions(w http.ResponseWriter, r *http.Reque
 // A missing, empty or malformed state cannot belong to any sign-in we
 // started (we always send one, and the IdP must return it): that is
 // ErrStateMismatch, and every transaction this browser holds is expired,
-// failing closed (security.md case 1). No transaction cookie for a
+// failing closed (docs/security.md case 1). No transaction cookie for a
 // well-formed state means the sign-in expired, was dropped to make room for
 // newer tabs, or was started in another browser: the user cannot tell these
 // apart and the remedy is the same, so all are ErrTransactionMissing ("try

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/hubjobs/hubjobs/auth/devidp"
+	"github.com/hubjobs/hubjobs/internal/testkit"
 )
 
 func TestLogin_RoundTripLandsOnTheBookmark(t *testing.T) {
@@ -183,7 +184,7 @@ func TestLogin_NotReadyUntilIdPComesUp(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close()
 
-	clock, events, logs := newTestClock(), &eventLog{}, &syncBuffer{}
+	clock, events, logs := newTestClock(), &eventLog{}, &testkit.Buffer{}
 	portal := httptest.NewServer(http.NotFoundHandler())
 	t.Cleanup(portal.Close)
 	cfg := testConfig("http://"+addr, portal.URL, clock, events, NewMemoryRevocations(clock.Now), logs)

@@ -13,7 +13,7 @@ const (
 )
 
 // maxNextLen bounds ?next= so the login-transaction cookie that carries it
-// stays far below 4 KB (security.md case 35). Longer values become "/".
+// stays far below 4 KB (docs/security.md case 35). Longer values become "/".
 const maxNextLen = 1024
 
 // LoginURL is the login URL that returns to next (already validated or not:

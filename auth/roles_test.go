@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/hubjobs/hubjobs/internal/testkit"
 )
 
 func TestRoleMapping(t *testing.T) {
@@ -34,7 +36,7 @@ func TestRoleMapping(t *testing.T) {
 		{"DottedPathThroughNonObject", `{"realm_access":["roles"]}`, "realm_access.roles", nil, nil},
 		{"ClaimNameWithDots", `{"https://example.com/roles":["Jobs.Read"]}`, "https://example.com/roles", []string{"Jobs.Read"}, []Role{RoleViewer}},
 		// Entra group overage: no groups claim, only a pointer to Graph. No
-		// values means no role (deny), never "unrestricted" (security.md case 12).
+		// values means no role (deny), never "unrestricted" (docs/security.md case 12).
 		{"GroupsOverageGrantsNothing", `{"_claim_names":{"groups":"src1"},"_claim_sources":{"src1":{"endpoint":"https://graph.microsoft.com/v1.0/users/x/getMemberObjects"}}}`, "groups", nil, nil},
 		{"GroupsClaim", `{"groups":["Jobs.Read"],"roles":["Jobs.Admin"]}`, "groups", []string{"Jobs.Read"}, []Role{RoleViewer}},
 		{"AllRoles", `{"roles":["Jobs.Admin","Audit.Read","Jobs.Cancel","Jobs.Read"]}`, "roles", []string{"Jobs.Admin", "Audit.Read", "Jobs.Cancel", "Jobs.Read"}, []Role{RoleViewer, RoleOperator, RoleAuditor, RoleAdmin}},
@@ -58,7 +60,7 @@ func TestRoleMapping(t *testing.T) {
 
 func TestConfig_Validation(t *testing.T) {
 	clock := newTestClock()
-	valid := testConfig("https://idp.example.com", "https://jobs.example.com", clock, &eventLog{}, NewMemoryRevocations(nil), &syncBuffer{})
+	valid := testConfig("https://idp.example.com", "https://jobs.example.com", clock, &eventLog{}, NewMemoryRevocations(nil), &testkit.Buffer{})
 	tests := []struct {
 		name   string
 		change func(c *Config)

@@ -9,14 +9,16 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hubjobs/hubjobs/internal/testkit"
 )
 
 // sessionAuth is an Authenticator for cookie tests; it is never asked to
 // sign anyone in, so its issuer need not answer.
-func sessionAuth(t *testing.T, publicURL string, clock *testClock, keys ...[]byte) (*Authenticator, *flakyRevocations) {
+func sessionAuth(t *testing.T, publicURL string, clock *testkit.Clock, keys ...[]byte) (*Authenticator, *flakyRevocations) {
 	t.Helper()
 	revs := &flakyRevocations{MemoryRevocations: NewMemoryRevocations(clock.Now)}
-	cfg := testConfig("http://127.0.0.1:1/unused", publicURL, clock, &eventLog{}, revs, &syncBuffer{})
+	cfg := testConfig("http://127.0.0.1:1/unused", publicURL, clock, &eventLog{}, revs, &testkit.Buffer{})
 	if len(keys) > 0 {
 		cfg.SessionKeys = keys
 	}
@@ -230,7 +232,7 @@ func TestSession_KeyRotation(t *testing.T) {
 		}
 	})
 	t.Run("ShortKeysAreRefused", func(t *testing.T) {
-		cfg := testConfig("http://x", "http://127.0.0.1", clock, &eventLog{}, NewMemoryRevocations(nil), &syncBuffer{})
+		cfg := testConfig("http://x", "http://127.0.0.1", clock, &eventLog{}, NewMemoryRevocations(nil), &testkit.Buffer{})
 		cfg.SessionKeys = [][]byte{[]byte("too short")}
 		if _, err := New(t.Context(), cfg); err == nil || !strings.Contains(err.Error(), "SessionKeys[0]") {
 			t.Fatalf("err = %v", err)
@@ -361,7 +363,7 @@ func TestUser_Can(t *testing.T) {
 
 // A presented session cookie that is not ours (tampered, truncated, from a
 // retired key) or that was signed out is a security event worth an audit
-// entry (security.md case 13, ASVS 16.3); routine expiry is not. The
+// entry (docs/security.md case 13, ASVS 16.3); routine expiry is not. The
 // cookie is cleared on the first refusal, so a browser records it once.
 func TestSession_RefusedCookiesAreAudited(t *testing.T) {
 	clock := newTestClock()

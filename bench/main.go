@@ -1,5 +1,5 @@
 // Command bench measures hubjobs against the performance budgets of
-// design.md on this machine, in one run, against `hubjobs demo`:
+// docs/contract.md on this machine, in one run, against `hubjobs demo`:
 //
 //	go run ./bench                 # ~2 minutes
 //	go run ./bench -poll 20s -rounds 1   # quicker, rougher

@@ -319,7 +319,7 @@ func (r report) print(w io.Writer, o options) {
 	fmt.Fprintf(w, "hubjobs bench: %s, %d CPUs, load generator %s, %d rounds × %s, %d connections\n\n",
 		time.Now().UTC().Format(time.RFC3339), runtime.NumCPU(), r.generator, o.rounds, o.duration, o.connections)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "figure\tmeasured\tbudget (design.md)")
+	fmt.Fprintln(tw, "figure\tmeasured\tbudget (docs/contract.md)")
 	fmt.Fprintf(tw, "cold start, exec → /readyz 200 (demo)\tmedian %s of %d (min %s, max %s)\t< 300 ms\n",
 		ms(median(r.coldStarts)), len(r.coldStarts), ms(slices.Min(r.coldStarts)), ms(slices.Max(r.coldStarts)))
 	fmt.Fprintf(tw, "bare echo handler, static 2 KB page\t%.0f req/s, p50 %s, p99 %s, %d errors\t\n", bareRPS, ms(b50), ms(b99), bErr)

@@ -35,6 +35,7 @@ import (
 
 	"github.com/hubjobs/hubjobs/auth"
 	"github.com/hubjobs/hubjobs/hub"
+	"github.com/hubjobs/hubjobs/notify"
 )
 
 // Config is a validated configuration. Every value in it has passed the
@@ -145,24 +146,12 @@ type Notify struct {
 
 // Webhook is one receiver of event notifications.
 type Webhook struct {
-	Name   string   // unique; 1-64 of a-z, 0-9 and -
-	URL    *url.URL // absolute http or https; may carry a token in its path, so treat it as a secret too
-	Secret Secret   // HMAC-SHA256 key, non-empty
-	Events []string // each one of WebhookEvents, no repeats
-	Format string   // WebhookJSON or WebhookSlack
+	Name   string        // unique; 1-64 of a-z, 0-9 and -
+	URL    *url.URL      // absolute http or https; may carry a token in its path, so treat it as a secret too
+	Secret Secret        // HMAC-SHA256 key, non-empty
+	Events []string      // each one notify.Known accepts, no repeats
+	Format notify.Format // notify.FormatJSON (the default) or notify.FormatSlack
 }
-
-// WebhookEvents are the events a webhook can subscribe to.
-var WebhookEvents = []string{
-	"rollout.created", "rollout.awaiting_approval", "rollout.halted", "rollout.completed",
-	"job.cancelled", "job.finished_with_failures",
-}
-
-// Webhook body formats.
-const (
-	WebhookJSON  = "json"  // the event as JSON, signed
-	WebhookSlack = "slack" // Slack/Mattermost incoming-webhook text
-)
 
 // Secret is key material that must never reach a log, a page or an error:
 // every way of printing it prints a placeholder.

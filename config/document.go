@@ -1,6 +1,10 @@
 package config
 
-import "time"
+import (
+	"time"
+
+	"github.com/hubjobs/hubjobs/notify"
+)
 
 // document is the file as written: every YAML key, with the plain types the
 // walker in load.go fills. validate.go turns it into a Config. Audit, Server
@@ -128,4 +132,4 @@ func (h *docHub) setDefaults() {
 	h.MaxActiveJobs = DefaultMaxActiveJobs
 }
 
-func (w *docWebhook) setDefaults() { w.Format = WebhookJSON }
+func (w *docWebhook) setDefaults() { w.Format = string(notify.FormatJSON) }

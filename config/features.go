@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/hubjobs/hubjobs/notify"
 )
 
 // Validation of the keys that configure staged rollouts and notifications.
@@ -47,7 +49,7 @@ func (d *decoder) validateNotify(n docNotify) Notify {
 		default:
 			seen[w.Name] = i
 		}
-		hook := Webhook{Name: w.Name, Secret: Secret(w.Secret), Events: w.Events, Format: w.Format}
+		hook := Webhook{Name: w.Name, Secret: Secret(w.Secret), Events: w.Events, Format: notify.Format(w.Format)}
 		if w.URL == "" {
 			d.problem(key("url"), "required: where events are posted, an http or https URL")
 		} else if u, err := url.Parse(w.URL); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
@@ -59,18 +61,18 @@ func (d *decoder) validateNotify(n docNotify) Notify {
 			d.problem(key("secret"), "required: the key receivers check the X-Hubjobs-Signature HMAC with")
 		}
 		if len(w.Events) == 0 {
-			d.problem(key("events"), "required: at least one of %s", listOf(WebhookEvents))
+			d.problem(key("events"), "required: at least one of %s", subscribable)
 		}
 		for j, e := range w.Events {
 			eventKey := fmt.Sprintf("%s[%d]", key("events"), j)
 			switch {
-			case !slices.Contains(WebhookEvents, e):
-				d.problem(eventKey, "%q: want one of %s", e, listOf(WebhookEvents))
+			case !notify.Known(e):
+				d.problem(eventKey, "%q: want one of %s", e, subscribable)
 			case slices.Index(w.Events, e) < j:
 				d.problem(eventKey, "%q is listed twice", e)
 			}
 		}
-		if w.Format != WebhookJSON && w.Format != WebhookSlack {
+		if f := notify.Format(w.Format); f != notify.FormatJSON && f != notify.FormatSlack {
 			d.problem(key("format"), "%q: want json or slack", w.Format)
 		}
 		out.Webhooks = append(out.Webhooks, hook)
@@ -78,4 +80,12 @@ func (d *decoder) validateNotify(n docNotify) Notify {
 	return out
 }
 
-func listOf(values []string) string { return strings.Join(values, ", ") }
+// subscribable is notify's list of events, in words for messages: the
+// events are defined once, in notify.
+var subscribable = func() string {
+	var names []string
+	for _, e := range notify.Events() {
+		names = append(names, string(e))
+	}
+	return strings.Join(names, ", ")
+}()

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hubjobs/hubjobs/auth"
+	"github.com/hubjobs/hubjobs/notify"
 )
 
 // featuresConfig is minimalConfig with every rollout and notification key set.
@@ -60,9 +61,9 @@ func TestRolloutAndNotifyKeys(t *testing.T) {
 		{"webhook url parsed", ops.URL.Path, "/services/T0/B0/TOKEN"},
 		{"webhook secret expanded", string(ops.Secret), "s3cr3t-hmac"},
 		{"webhook events", strings.Join(ops.Events, ","), "rollout.halted,job.cancelled"},
-		{"webhook format", ops.Format, WebhookSlack},
+		{"webhook format", ops.Format, notify.FormatSlack},
 		{"http allowed for webhooks", siem.URL.Scheme, "http"},
-		{"format defaults to json", siem.Format, WebhookJSON},
+		{"format defaults to json", siem.Format, notify.FormatJSON},
 	}
 	for _, c := range checks {
 		if c.got != c.want {

@@ -55,7 +55,7 @@ var sharedChromium struct {
 }
 
 // startChromium starts the shared browser with the flags from
-// test-infra.md (root-safe, no GPU, no background traffic to Google) and a
+// docs/testing.md (root-safe, no GPU, no background traffic to Google) and a
 // fresh profile in the test binary's temporary directory.
 func startChromium(path string) (context.Context, error) {
 	sharedChromium.once.Do(func() {

@@ -4,13 +4,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/cookiejar"
 	"net/url"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/PuerkitoBio/goquery"
+
+	"github.com/hubjobs/hubjobs/internal/testkit"
 )
 
 // httpUser is a browserless client with a cookie jar: it signs in by
@@ -23,11 +23,7 @@ type httpUser struct {
 
 func newHTTPUser(t testing.TB) *httpUser {
 	t.Helper()
-	jar, err := cookiejar.New(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &httpUser{client: &http.Client{Jar: jar, Timeout: 15 * time.Second}}
+	return &httpUser{client: testkit.NewBrowser(t)}
 }
 
 // page is a fetched HTML page.
@@ -121,11 +117,7 @@ func replay(t testing.TB, rawURL, cookieName, cookieValue string) *http.Response
 		t.Fatal(err)
 	}
 	req.AddCookie(&http.Cookie{Name: cookieName, Value: cookieValue})
-	client := &http.Client{
-		Timeout:       10 * time.Second,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
-	resp, err := client.Do(req)
+	resp, err := testkit.NewNoRedirectBrowser(t).Do(req) // a fresh profile: only the copied cookie
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,7 @@ import (
 	"github.com/chromedp/chromedp"
 )
 
-// sessionCookie is the portal's cookie name on plain http (design.md:
+// sessionCookie is the portal's cookie name on plain http (docs/contract.md:
 // `hubjobs`; `__Host-hubjobs` on https).
 const sessionCookie = "hubjobs"
 

@@ -167,7 +167,7 @@ type serveStack struct {
 // hubName is the one hub a serveStack configures.
 const hubName = "prod"
 
-// serveConfig is the subset of the config file (design.md) the tests write.
+// serveConfig is the subset of the config file (docs/config.md) the tests write.
 type serveConfig struct {
 	Listen    string `yaml:"listen"`
 	PublicURL string `yaml:"public_url"`

@@ -48,7 +48,8 @@ func (h *Handlers) CancelAuthorize(next echo.HandlerFunc) echo.HandlerFunc {
 			return next(c)
 		}
 		jobID, _ := jobIDParam(c)
-		if err := h.jobs.Denied(c.Request().Context(), auditOrigin(c, u), hubNameParam(c), jobID); err != nil {
+		if err := h.jobs.Denied(c.Request().Context(), auditOrigin(c, u),
+			jobs.Denial{Hub: hubNameParam(c), Target: jobID, Why: "cancel needs the operator role on this hub", Cancel: true}); err != nil {
 			h.log.ErrorContext(c.Request().Context(), "audit of a denied cancel failed", "err", err)
 		}
 		return &Problem{Status: http.StatusForbidden, Title: "You may not cancel jobs here",

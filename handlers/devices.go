@@ -247,6 +247,9 @@ func (h *Handlers) DevicesCSV(c echo.Context) error {
 		if token == "" {
 			return cw.Error()
 		}
+		// Send this page before waiting for the next (a gzip-ing writer
+		// would otherwise hold its tail for up to exportWaitLimit).
+		_ = rc.Flush()
 		extend()
 		if fresh, err = h.nextDevicePage(ctx, hb, id, token); err != nil {
 			h.log.WarnContext(ctx, "device export cut short", "hub", hb.Name, "job", id, "err", err)

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -15,6 +16,7 @@ import (
 	"github.com/hubjobs/hubjobs/audit"
 	"github.com/hubjobs/hubjobs/hub"
 	"github.com/hubjobs/hubjobs/jobs"
+	"github.com/hubjobs/hubjobs/rollout"
 )
 
 // Problem is a failure as the user reads it: an HTTP status and plain words,
@@ -90,6 +92,20 @@ func describe(err error) *Problem {
 			Detail: "IoT Hub cancels only jobs that are queued, enqueued or scheduled. A running job runs until every device has answered or its maximum execution time is over."}
 	case errors.Is(err, jobs.ErrUnknownHub):
 		return &Problem{Status: http.StatusNotFound, Title: "No such hub", Detail: "This portal has no hub by that name. Pick one from the list of hubs."}
+	case errors.Is(err, rollout.ErrNotFound):
+		return &Problem{Status: http.StatusNotFound, Title: "Rollout not found", Detail: "This hub has no rollout with that id."}
+	case errors.Is(err, rollout.ErrFinal):
+		return &Problem{Status: http.StatusConflict, Title: "This rollout has already ended",
+			Detail: "It has completed or been halted, and nothing about it can change any more."}
+	case errors.Is(err, rollout.ErrNotAwaitingApproval):
+		return &Problem{Status: http.StatusConflict, Title: "This rollout is not waiting for an approval",
+			Detail: "Only a wave that waits for an approver can be approved; reload the rollout page to see where it is."}
+	case errors.Is(err, rollout.ErrSelfApproval):
+		return &Problem{Status: http.StatusForbidden, Title: "You cannot approve your own rollout",
+			Detail: "A wave that needs an approval must be approved by someone other than the rollout's author. No role lifts this rule."}
+	case errors.Is(err, rollout.ErrInvalidSpec):
+		return &Problem{Status: http.StatusUnprocessableEntity, Title: "The rollout cannot be planned",
+			Detail: strings.TrimPrefix(err.Error(), rollout.ErrInvalidSpec.Error()+": ")}
 	case isNotRecorded(err):
 		nr, _ := errors.AsType[*jobs.NotRecordedError](err)
 		return &Problem{Status: http.StatusServiceUnavailable, Title: nr.Action + " not attempted: the audit trail is unavailable",

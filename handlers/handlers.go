@@ -9,7 +9,6 @@ package handlers
 import (
 	"context"
 	"log/slog"
-	"regexp"
 	"sync"
 	"time"
 
@@ -28,13 +27,17 @@ type HubJobs interface {
 	GetJob(ctx context.Context, id string) (hub.Fresh[*hub.Job], error)
 	QueryJobs(ctx context.Context, o hub.QueryJobsOptions) (hub.Fresh[*hub.JobsPage], error)
 	QueryDeviceJobs(ctx context.Context, jobID string, o hub.PageOptions) (hub.Fresh[*hub.DevicesPage], error)
+	// The plan of the "New job" form counts the devices a condition
+	// selects and shows a few of their ids, through the query budget.
+	CountDevices(ctx context.Context, where string) (hub.Fresh[int64], error)
+	DeviceIDs(ctx context.Context, where string, o hub.PageOptions) (hub.Fresh[*hub.DeviceIDsPage], error)
 }
 
 // JobsService is what the pages ask of the jobs service (*jobs.Service):
 // the audited cancel, a job's history, and keeping the hub's answers.
 type JobsService interface {
 	Cancel(ctx context.Context, o jobs.Origin, r jobs.CancelRequest) (jobs.Outcome, error)
-	Denied(ctx context.Context, o jobs.Origin, hubName, jobID string) error
+	Denied(ctx context.Context, o jobs.Origin, d jobs.Denial) error
 	History(ctx context.Context, hubName, id string) ([]audit.Entry, error)
 	Remember(ctx context.Context, hubName string, j *hub.Job, seen time.Time)
 }
@@ -51,16 +54,26 @@ type Hub struct {
 	Host      string
 	Jobs      HubJobs
 	Operators []string // claim values allowed to cancel here; empty = any operator
+	Authors   []string // claim values allowed to create jobs here; empty = any author
+	// MaxActiveJobs is the hub's concurrent-job limit from config (the
+	// plan's "hub limits that apply"); 0 = unknown, planned as 1.
+	MaxActiveJobs int
+	// JobsOpsPerMinute is the portal's jobs budget for the hub, as the
+	// plan reports it; 0 = the budget's default.
+	JobsOpsPerMinute int
 }
 
 // Config is what New needs.
 type Config struct {
-	Hubs    []Hub
-	Jobs    JobsService
-	Audit   AuditLog
-	Logger  *slog.Logger
-	Now     func() time.Time
-	Version string
+	Hubs  []Hub
+	Jobs  JobsService
+	Audit AuditLog
+	// Rollouts stores and drives rollouts (the engine); nil serves every
+	// rollout route as "not available in this portal".
+	Rollouts RolloutsConfig
+	Logger   *slog.Logger
+	Now      func() time.Time
+	Version  string
 	// Assets are the static URLs every full page links (web passes static's).
 	Assets views.Assets
 }
@@ -71,6 +84,7 @@ type Handlers struct {
 	byName  map[string]*Hub
 	jobs    JobsService
 	audit   AuditLog
+	ro      RolloutsConfig
 	log     *slog.Logger
 	now     func() time.Time
 	version string
@@ -93,6 +107,7 @@ func New(cfg Config) *Handlers {
 		byName:  map[string]*Hub{},
 		jobs:    cfg.Jobs,
 		audit:   cfg.Audit,
+		ro:      cfg.Rollouts.withDefaults(),
 		log:     cfg.Logger,
 		now:     cfg.Now,
 		version: cfg.Version,
@@ -122,16 +137,10 @@ func (h *Handlers) FirstHub() string {
 	return h.hubs[0].Name
 }
 
-// hubNamePattern is the config's hub name rule, checked before any lookup.
-var hubNamePattern = regexp.MustCompile(`^[a-z0-9-]{1,32}$`)
-
-// ValidHubName reports whether name can be a configured hub's name.
-func ValidHubName(name string) bool { return hubNamePattern.MatchString(name) }
-
 // lookupHub validates a hub path segment: 400 when malformed, 404 when not
 // configured. The outbound host always comes from config, never the URL.
 func (h *Handlers) lookupHub(name string) (*Hub, error) {
-	if !ValidHubName(name) {
+	if !hub.ValidHubName(name) {
 		return nil, badRequest("That is not a hub name", "Hub names are 1 to 32 lowercase letters, digits or dashes.")
 	}
 	hb, ok := h.byName[name]

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strconv"
 	"time"
 
@@ -97,7 +98,7 @@ func (h *Handlers) hubParam(c echo.Context) (*Hub, error) {
 // targeted), else "" — never the path's raw text.
 func hubNameParam(c echo.Context) string {
 	name, err := url.PathUnescape(c.Param("hub"))
-	if err != nil || !ValidHubName(name) {
+	if err != nil || !hub.ValidHubName(name) {
 		return ""
 	}
 	return name
@@ -125,7 +126,8 @@ func (h *Handlers) jobPage(c echo.Context, hb *Hub, id string, withHistory bool)
 		h.learnLimit(hb.Name, err)
 		return views.JobPage{}, err
 	}
-	m := views.JobPage{Job: v, Cancel: h.cancelControl(c, hb, v)}
+	u, _ := auth.UserFrom(ctx)
+	m := views.JobPage{Job: v, Cancel: h.cancelControl(c, hb, v), RolloutID: rolloutOfJob(id), CanCopy: mayAuthor(u, hb)}
 	if withHistory {
 		m.History, m.HistoryUnavailable = h.history(ctx, hb.Name, id)
 	}
@@ -294,20 +296,18 @@ func (h *Handlers) cancelControl(c echo.Context, hb *Hub, v views.Job) views.Can
 // mayCancel: operator (or admin) and, when the hub names its operators, one
 // of the user's claim values is in that list. Deny by default.
 func mayCancel(u *auth.User, hb *Hub) bool {
-	if u == nil || !u.Can(auth.RoleOperator) {
-		return false
+	return u != nil && u.Can(auth.RoleOperator) && narrowedTo(u, hb.Operators)
+}
+
+// rolloutJobID is the id of a rollout's hub job, hj-{rid}-w{wave}-{part}.
+var rolloutJobID = regexp.MustCompile(`^hj-([a-z0-9]{1,16})-w[1-9][0-9]*-[1-9][0-9]*$`)
+
+// rolloutOfJob is the rollout a hub job belongs to, "" when none.
+func rolloutOfJob(id string) string {
+	if m := rolloutJobID.FindStringSubmatch(id); m != nil {
+		return m[1]
 	}
-	if len(hb.Operators) == 0 {
-		return true
-	}
-	for _, allowed := range hb.Operators {
-		for _, v := range u.ClaimValues {
-			if v == allowed {
-				return true
-			}
-		}
-	}
-	return false
+	return ""
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }

@@ -48,7 +48,7 @@ func layout(r *http.Request, f Frame, title, section, currentHub string) views.L
 		for i, role := range u.Roles {
 			roles[i] = string(role)
 		}
-		l.User = &views.User{Name: displayName(u), Roles: roles, CanAudit: u.Can(auth.RoleAuditor)}
+		l.User = &views.User{Name: displayName(u), Roles: roles, CanAudit: u.Can(auth.RoleAuditor), IsAdmin: u.Can(auth.RoleAdmin)}
 		l.CSRFToken = auth.CSRFToken(r.Context())
 		if u.Can(auth.RoleViewer) {
 			l.Hubs = f.Hubs

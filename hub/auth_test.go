@@ -12,6 +12,8 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+
+	"github.com/hubjobs/hubjobs/internal/testkit"
 )
 
 const (
@@ -91,26 +93,10 @@ func TestParseConnectionString(t *testing.T) {
 	}
 }
 
-// manualClock is a clock tests move by hand.
-type manualClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newManualClock() *manualClock {
-	return &manualClock{now: time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)}
-}
-
-func (c *manualClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *manualClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
+// newManualClock is the clock of the hub's unit tests: a fixed instant far
+// from any real token's lifetime.
+func newManualClock() *testkit.Clock {
+	return testkit.NewClock(time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC))
 }
 
 func TestSASCredentialCachesAndRenewsBeforeExpiry(t *testing.T) {

@@ -15,10 +15,12 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/hubjobs/hubjobs/internal/testkit"
 )
 
 // budgetFixture is a Budgeted over a fake hub, on a manual clock.
-func budgetFixture(t *testing.T, cfg BudgetConfig, handle func(w http.ResponseWriter, r *http.Request, n int)) (*Budgeted, *fakeHub, *manualClock, *Metrics) {
+func budgetFixture(t *testing.T, cfg BudgetConfig, handle func(w http.ResponseWriter, r *http.Request, n int)) (*Budgeted, *fakeHub, *testkit.Clock, *Metrics) {
 	t.Helper()
 	hub := newFakeHub(t, handle)
 	m := NewMetrics(prometheus.NewRegistry())

@@ -3,6 +3,7 @@ package hub
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,8 +22,8 @@ type Metrics struct {
 }
 
 // NewMetrics creates the collectors and registers them with reg (nil: not
-// registered). Call it once per registry; a second call on the same registry
-// reuses the collectors already registered instead of panicking.
+// registered). A second call on the same registry reuses the collectors
+// already registered, so the counts of both land in the same series.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -51,27 +52,36 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Tokens asked of the hub traffic budget, by bucket (jobs, queries), caller class (people, anonymous, or a configured caller such as the rollout engine) and result: spent (a hub call was made), refused (the hub's bucket was empty) or refused_share (the caller's own share was).",
 		}, []string{"hub", "bucket", "class", "result"}),
 	}
-	if reg != nil {
-		m.calls = register(reg, m.calls)
-		m.latency = register(reg, m.latency)
-		m.throttled = register(reg, m.throttled)
-		m.retries = register(reg, m.retries)
-		m.reads = register(reg, m.reads)
-		m.budget = register(reg, m.budget)
+	if reg == nil {
+		return m
+	}
+	var errs [6]error
+	m.calls, errs[0] = registerOrReuse(reg, m.calls)
+	m.latency, errs[1] = registerOrReuse(reg, m.latency)
+	m.throttled, errs[2] = registerOrReuse(reg, m.throttled)
+	m.retries, errs[3] = registerOrReuse(reg, m.retries)
+	m.reads, errs[4] = registerOrReuse(reg, m.reads)
+	m.budget, errs[5] = registerOrReuse(reg, m.budget)
+	if err := errors.Join(errs[:]...); err != nil {
+		// NewMetrics has no error result: a clash with another package's
+		// metric is a programming error, seen at start-up.
+		panic(fmt.Errorf("hub: register metrics: %w", err))
 	}
 	return m
 }
 
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if err := reg.Register(c); err != nil {
-		if are, ok := errors.AsType[prometheus.AlreadyRegisteredError](err); ok {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
+// registerOrReuse registers c with reg or, when a collector of the same type
+// is already registered under the same name, returns that one, so that two
+// instances on one registry share their series instead of failing. It is the
+// metrics rule of docs/contract.md, which says why each package has a copy.
+func registerOrReuse[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
+	err := reg.Register(c)
+	if are, ok := errors.AsType[prometheus.AlreadyRegisteredError](err); ok {
+		if existing, ok := are.ExistingCollector.(C); ok {
+			return existing, nil
 		}
-		panic(err) // a name clash with another package's metric is a programming error
 	}
-	return c
+	return c, err
 }
 
 func (m *Metrics) observeCall(hub, op string, err error, d time.Duration) {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/hubjobs/hubjobs/hub"
 	"github.com/hubjobs/hubjobs/hub/hubsim"
+	"github.com/hubjobs/hubjobs/internal/testkit"
 )
 
 var simStart = time.Date(2030, 3, 1, 8, 0, 0, 0, time.UTC)
@@ -28,13 +29,13 @@ var simStart = time.Date(2030, 3, 1, 8, 0, 0, 0, time.UTC)
 type simHub struct {
 	sim   *hubsim.Sim
 	srv   *httptest.Server
-	clock *hubsim.ManualClock
+	clock *testkit.Clock
 	cs    hub.ConnectionString
 }
 
 func newSimHub(t testing.TB, o hubsim.Options) *simHub {
 	t.Helper()
-	clock := hubsim.NewManualClock(simStart)
+	clock := testkit.NewClock(simStart)
 	o.Clock = clock
 	if o.Devices == 0 {
 		o.Devices = 40

@@ -75,19 +75,6 @@ func (s JobStatus) Known() bool {
 	return false
 }
 
-// Terminal reports whether the job can no longer change (C# IsFinished).
-func (s JobStatus) Terminal() bool {
-	n := s.Normalized()
-	return n == StatusCompleted || n == StatusFailed || n == StatusCancelled
-}
-
-// Cancellable reports whether IoT Hub accepts a cancel in this state; a
-// running job answers OperationNotAllowedInCurrentState.
-func (s JobStatus) Cancellable() bool {
-	n := s.Normalized()
-	return n == StatusQueued || n == StatusEnqueued || n == StatusScheduled
-}
-
 // UnmarshalJSON normalizes known spellings and keeps unknown ones verbatim.
 func (s *JobStatus) UnmarshalJSON(b []byte) error {
 	v, err := enumString(b)

@@ -95,7 +95,11 @@ func (s *Service) Cancel(ctx context.Context, origin Origin, r CancelRequest) (O
 
 	out := withHubError(origin.entry(outcomeAction(o.Kind), r.Hub, r.JobID, r.Reason, result), o.Err)
 	s.count(r.Hub, strings.TrimPrefix(string(out.Action), "job.cancel."))
-	o.NotRecorded = s.record(ctx, out)
+	if o.Kind == Cancelled && s.announce != nil {
+		o.NotRecorded = s.recordCancelled(ctx, out, cancelledEvent(origin, r, o.Job))
+	} else {
+		o.NotRecorded = s.record(ctx, out)
+	}
 	s.forgetHistory(r.Hub, r.JobID)
 	if o.Job != nil && o.Kind != NotCancellable && o.Kind != ConfirmationMismatch {
 		s.Remember(ctx, r.Hub, o.Job, s.now())
@@ -200,20 +204,31 @@ func (s *Service) cancelledBy(ctx context.Context, hubName, id string) *audit.En
 	return &entries[0]
 }
 
-// Denied records a cancel refused before it began (the user may not cancel
-// on this hub) as authz.denied. hubName and jobID must be validated values
-// ("" when the request's were not): the per-hub and per-job filters of the
-// trail must find every attempt. The hub is never called.
-func (s *Service) Denied(ctx context.Context, origin Origin, hubName, jobID string) error {
+// Denial is an action refused before it began because the user may not do
+// it (cancel a job, create, halt or approve a rollout on this hub). Hub and
+// Target must be validated values ("" when the request's were not): the
+// per-hub and per-job filters of the trail must find every attempt.
+type Denial struct {
+	Hub, Target string
+	// Why is the result recorded, in words ("cancel needs the operator role on this hub").
+	Why string
+	// Cancel counts the denial among the cancel outcomes (hubjobs_cancels_total).
+	Cancel bool
+}
+
+// Denied records d as authz.denied. The hub is never called.
+func (s *Service) Denied(ctx context.Context, origin Origin, d Denial) error {
 	ctx, cancel := s.detached(ctx)
 	defer cancel()
-	label := "unknown" // a metric label is a configured hub, never request text
-	if _, ok := s.hubs[hubName]; ok {
-		label = hubName
+	if d.Cancel {
+		label := "unknown" // a metric label is a configured hub, never request text
+		if _, ok := s.hubs[d.Hub]; ok {
+			label = d.Hub
+		}
+		s.count(label, "denied")
 	}
-	s.count(label, "denied")
-	s.forgetHistory(hubName, jobID)
-	e := origin.entry(audit.AuthzDenied, hubName, jobID, "", "denied: cancel needs the operator role on this hub")
+	s.forgetHistory(d.Hub, d.Target)
+	e := origin.entry(audit.AuthzDenied, d.Hub, d.Target, "", "denied: "+d.Why)
 	if _, err := s.audit.Append(ctx, e); err != nil {
 		return &NotRecordedError{Action: "Denial", Err: err}
 	}

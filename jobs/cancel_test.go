@@ -247,10 +247,10 @@ func TestHistoryShowsTheServicesWritesAtOnce(t *testing.T) {
 
 func TestDeniedIsRecordedWithValidatedValues(t *testing.T) {
 	f := newFixture(t, fixtureOptions{})
-	if err := f.svc.Denied(t.Context(), origin("Vera", "req-1"), "prod", "j1"); err != nil {
+	if err := f.svc.Denied(t.Context(), origin("Vera", "req-1"), jobs.Denial{Hub: "prod", Target: "j1", Why: "cancel needs the operator role on this hub", Cancel: true}); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.svc.Denied(t.Context(), origin("Vera", "req-2"), "", ""); err != nil {
+	if err := f.svc.Denied(t.Context(), origin("Vera", "req-2"), jobs.Denial{Why: "creating needs the author role on this hub"}); err != nil {
 		t.Fatal(err)
 	}
 	es, _ := f.store.List(t.Context(), audit.Filter{Action: audit.AuthzDenied})

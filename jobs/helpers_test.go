@@ -12,6 +12,7 @@ import (
 	"github.com/hubjobs/hubjobs/audit"
 	"github.com/hubjobs/hubjobs/hub"
 	"github.com/hubjobs/hubjobs/hub/hubsim"
+	"github.com/hubjobs/hubjobs/internal/testkit"
 	"github.com/hubjobs/hubjobs/jobs"
 )
 
@@ -22,7 +23,7 @@ var t0 = time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
 // a real SQLite audit trail, and the service over both.
 type fixture struct {
 	t      testing.TB
-	clock  *hubsim.ManualClock
+	clock  *testkit.Clock
 	sim    *hubsim.Sim
 	direct *hub.Client // outside the budget: sets up and inspects the hub
 	budget *hub.Budgeted
@@ -35,6 +36,7 @@ type fixtureOptions struct {
 	devices   int
 	budgetTTL time.Duration
 	auditOpts []audit.Option
+	announce  jobs.Announcer
 }
 
 func newFixture(t testing.TB, o fixtureOptions) *fixture {
@@ -42,7 +44,7 @@ func newFixture(t testing.TB, o fixtureOptions) *fixture {
 	if o.devices == 0 {
 		o.devices = 40
 	}
-	f := &fixture{t: t, clock: hubsim.NewManualClock(t0), reg: prometheus.NewRegistry()}
+	f := &fixture{t: t, clock: testkit.NewClock(t0), reg: prometheus.NewRegistry()}
 	f.sim = hubsim.New(hubsim.Options{Hostname: "prod.azure-devices.net", Devices: o.devices, DeviceRate: 1,
 		Clock: f.clock, QueuedPhase: -1, MaxActiveJobs: 100})
 	srv := httptest.NewServer(f.sim)
@@ -65,7 +67,7 @@ func newFixture(t testing.TB, o fixtureOptions) *fixture {
 	}
 	t.Cleanup(func() { f.store.Close() })
 	f.svc = jobs.New(jobs.Config{Hubs: map[string]jobs.HubJobs{"prod": f.budget}, Audit: f.store,
-		Now: f.clock.Now, Registerer: f.reg})
+		Now: f.clock.Now, Registerer: f.reg, Announce: o.announce})
 	return f
 }
 

@@ -33,6 +33,9 @@ type HubJobs interface {
 // Trail is what the service needs from the audit store (*audit.Store).
 type Trail interface {
 	Append(ctx context.Context, e audit.Entry) (audit.Entry, error)
+	// AppendWith appends e and runs also in the same transaction: a
+	// cancel's outcome and its job.cancelled event commit together.
+	AppendWith(ctx context.Context, e audit.Entry, also audit.AlsoFunc) (audit.Entry, error)
 	List(ctx context.Context, f audit.Filter) ([]audit.Entry, error)
 	SaveSnapshot(ctx context.Context, snap audit.Snapshot) error
 	Reconcile(ctx context.Context, lookup audit.StatusLookup) (int, error)
@@ -80,6 +83,9 @@ type Config struct {
 	ReconcileEvery time.Duration
 	// Registerer receives hubjobs_cancels_total; nil keeps it private.
 	Registerer prometheus.Registerer
+	// Announce sends job.cancelled and job.finished_with_failures to the
+	// webhooks; nil sends nothing.
+	Announce Announcer
 }
 
 // Service performs and records what hubjobs does to jobs. It is safe for
@@ -91,6 +97,7 @@ type Service struct {
 	now            func() time.Time
 	workTimeout    time.Duration
 	reconcileEvery time.Duration
+	announce       Announcer
 
 	// cancels coalesces concurrent cancels of one job (key hub/job) into
 	// one hub call whose answer every caller shares.
@@ -103,6 +110,9 @@ type Service struct {
 	// refused, unknown, denied, audit_unavailable): the number operators
 	// alert on when cancels start failing.
 	cancelOutcomes *prometheus.CounterVec
+	// reported holds the jobs this process announced as finished with
+	// failures (the outbox de-duplicates across processes).
+	reported *expirable.LRU[string, struct{}]
 }
 
 // New builds the service.
@@ -121,16 +131,11 @@ func New(cfg Config) *Service {
 	}
 	s := &Service{
 		hubs: cfg.Hubs, audit: cfg.Audit, log: cfg.Logger, now: cfg.Now,
-		workTimeout: cfg.WorkTimeout, reconcileEvery: cfg.ReconcileEvery,
-		histories: expirable.NewLRU[string, []audit.Entry](cacheEntries, nil, HistoryTTL),
-		snapshots: expirable.NewLRU[string, hub.JobStatus](cacheEntries, nil, snapshotEvery),
-		cancelOutcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "hubjobs_cancels_total",
-			Help: "Cancel attempts through the portal by hub and outcome.",
-		}, []string{"hub", "outcome"}),
-	}
-	if cfg.Registerer != nil {
-		cfg.Registerer.MustRegister(s.cancelOutcomes)
+		workTimeout: cfg.WorkTimeout, reconcileEvery: cfg.ReconcileEvery, announce: cfg.Announce,
+		histories:      expirable.NewLRU[string, []audit.Entry](cacheEntries, nil, HistoryTTL),
+		snapshots:      expirable.NewLRU[string, hub.JobStatus](cacheEntries, nil, snapshotEvery),
+		reported:       expirable.NewLRU[string, struct{}](cacheEntries, nil, failuresReportWindow),
+		cancelOutcomes: newCancelOutcomes(cfg.Registerer),
 	}
 	return s
 }
@@ -219,10 +224,12 @@ func (s *Service) forgetHistory(hubName, id string) { s.histories.Remove(history
 // after IoT Hub forgets the job (30 days). Call it with every answer read:
 // it writes when the status changed, else at most once a minute per job,
 // not on every poll. A failed write is logged and retried next time.
+// A job seen finished with failed devices is announced to the webhooks.
 func (s *Service) Remember(ctx context.Context, hubName string, j *hub.Job, seen time.Time) {
 	if j == nil || j.JobID == "" {
 		return
 	}
+	s.announceFailures(ctx, hubName, j)
 	key := historyKey(hubName, j.JobID)
 	if last, ok := s.snapshots.Get(key); ok && last == j.Status {
 		return

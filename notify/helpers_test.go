@@ -2,15 +2,10 @@ package notify
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
-	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -18,6 +13,8 @@ import (
 
 	_ "github.com/jackc/pgx/v5/stdlib" // driver "pgx"
 	_ "modernc.org/sqlite"             // driver "sqlite"
+
+	"github.com/hubjobs/hubjobs/internal/testkit"
 )
 
 // The store-facing tests run on both databases. PostgreSQL is the
@@ -54,54 +51,10 @@ func openSQLite(t testing.TB) (*sql.DB, func() *sql.DB) {
 	return handle(), handle
 }
 
-func pgBaseDSN() string {
-	if dsn := os.Getenv("HUBJOBS_TEST_POSTGRES"); dsn != "" {
-		return dsn
-	}
-	return "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-}
-
-var postgresAdmin = sync.OnceValues(func() (*sql.DB, error) {
-	db, err := sql.Open("pgx", pgBaseDSN())
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	if err := db.PingContext(ctx); err != nil {
-		db.Close()
-		return nil, err
-	}
-	return db, nil
-})
-
 func openPostgres(t testing.TB) (*sql.DB, func() *sql.DB) {
 	t.Helper()
-	admin, err := postgresAdmin()
-	if err != nil {
-		msg := fmt.Sprintf("PostgreSQL not reachable at %s: %v (set HUBJOBS_TEST_POSTGRES)", pgBaseDSN(), err)
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	schema := "notify_test_" + randomHex(t, 6)
-	if _, err := admin.Exec(`CREATE SCHEMA ` + schema); err != nil {
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() {
-		if _, err := admin.Exec(`DROP SCHEMA ` + schema + ` CASCADE`); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	u, err := url.Parse(pgBaseDSN())
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema) // pgx sends unknown parameters as settings
-	u.RawQuery = q.Encode()
-	handle := func() *sql.DB { return openHandle(t, "pgx", u.String()) }
+	dsn := testkit.PostgresSchema(t, "notify_test")
+	handle := func() *sql.DB { return openHandle(t, "pgx", dsn) }
 	return handle(), handle
 }
 
@@ -116,46 +69,15 @@ func openHandle(t testing.TB, driver, dsn string) *sql.DB {
 	return db
 }
 
-func randomHex(t testing.TB, n int) string {
-	t.Helper()
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(b)
-}
-
-// fakeClock is a settable clock for Config.Now.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newFakeClock() *fakeClock {
-	return &fakeClock{now: time.Date(2026, 3, 4, 5, 6, 7, 891_234_000, time.UTC)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
-func (c *fakeClock) Set(at time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = at
+// newFakeClock is the settable clock for Config.Now, stopped at a fixed
+// instant in whole microseconds, the outbox's resolution.
+func newFakeClock() *testkit.Clock {
+	return testkit.NewClock(time.Date(2026, 3, 4, 5, 6, 7, 891_234_000, time.UTC))
 }
 
 const testPublicURL = "https://jobs.example.com"
 
-func openOutbox(t testing.TB, db *sql.DB, d Dialect, clock *fakeClock, webhooks ...Webhook) *Outbox {
+func openOutbox(t testing.TB, db *sql.DB, d Dialect, clock *testkit.Clock, webhooks ...Webhook) *Outbox {
 	t.Helper()
 	o, err := Open(context.Background(), db, d, Config{PublicURL: testPublicURL + "/", Webhooks: webhooks, Now: clock.Now})
 	if err != nil {

@@ -34,33 +34,28 @@ func newSenderMetrics(r prometheus.Registerer) (*senderMetrics, error) {
 			Help: "Age of the oldest pending webhook delivery; 0 when none is pending.",
 		}),
 	}
-	var err error
-	if m.deliveries, err = registerOrReuse(r, m.deliveries); err != nil {
-		return nil, err
-	}
-	if m.pending, err = registerOrReuse(r, m.pending); err != nil {
-		return nil, err
-	}
-	if m.oldest, err = registerOrReuse(r, m.oldest); err != nil {
-		return nil, err
+	var errs [3]error
+	m.deliveries, errs[0] = registerOrReuse(r, m.deliveries)
+	m.pending, errs[1] = registerOrReuse(r, m.pending)
+	m.oldest, errs[2] = registerOrReuse(r, m.oldest)
+	if err := errors.Join(errs[:]...); err != nil {
+		return nil, fmt.Errorf("notify: register metrics: %w", err)
 	}
 	return m, nil
 }
 
-// registerOrReuse lets several senders (replicas in one test, a restart)
-// share one registry.
-func registerOrReuse[C prometheus.Collector](r prometheus.Registerer, c C) (C, error) {
-	err := r.Register(c)
-	var are prometheus.AlreadyRegisteredError
-	if errors.As(err, &are) {
+// registerOrReuse registers c with reg or, when a collector of the same type
+// is already registered under the same name, returns that one, so that two
+// instances on one registry share their series instead of failing. It is the
+// metrics rule of docs/contract.md, which says why each package has a copy.
+func registerOrReuse[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
+	err := reg.Register(c)
+	if are, ok := errors.AsType[prometheus.AlreadyRegisteredError](err); ok {
 		if existing, ok := are.ExistingCollector.(C); ok {
 			return existing, nil
 		}
 	}
-	if err != nil {
-		return c, fmt.Errorf("notify: register metrics: %w", err)
-	}
-	return c, nil
+	return c, err
 }
 
 var outcomeLabel = map[Status]string{Delivered: "delivered", Pending: "retried", Failed: "failed"}

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -120,6 +121,30 @@ func (o *Outbox) Enqueue(ctx context.Context, tx Execer, ev Event) error {
 	}
 	return nil
 }
+
+// Publish is Enqueue in a transaction of its own, for a fact that has no
+// change to commit with: a job seen finishing is only observed, nothing
+// about it is written. Every subscribed webhook gets its delivery, or none
+// does (and the caller may try again: an event with a deterministic ID is
+// never queued twice for one webhook).
+func (o *Outbox) Publish(ctx context.Context, ev Event) error {
+	tx, err := o.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("notify: publish %s: %w", ev.Event, err)
+	}
+	defer tx.Rollback()
+	if err := o.Enqueue(ctx, tx, ev); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("notify: publish %s: %w", ev.Event, err)
+	}
+	return nil
+}
+
+// Webhooks names the configured webhooks in config order: what the admin
+// page offers a test delivery to. Names only: URLs and secrets stay here.
+func (o *Outbox) Webhooks() []string { return slices.Clone(o.order) }
 
 // SendTest enqueues a test event to the named webhook alone, whatever it
 // subscribes to, and returns its delivery id.

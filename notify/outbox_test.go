@@ -3,6 +3,7 @@ package notify
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 )
@@ -149,4 +150,30 @@ func TestRecentListsNewestFirstUpToLimit(t *testing.T) {
 	if !got[0].DeliveredAt.IsZero() {
 		t.Errorf("a pending delivery has DeliveredAt %v", got[0].DeliveredAt)
 	}
+}
+
+func TestPublishCommitsEveryWebhooksDeliveryOnItsOwnAndOnce(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		db, _ := b.open(t)
+		o := openOutbox(t, db, b.dialect, newFakeClock(),
+			hook("ops", "https://ops", FormatJSON, JobFinishedWithFailures),
+			hook("chat", "https://chat", FormatSlack, JobFinishedWithFailures),
+			hook("audit", "https://audit", FormatJSON, JobCancelled))
+		finished := Event{ID: "job.finished_with_failures/prod/j1", Event: JobFinishedWithFailures, Hub: "prod", Job: "j1"}
+		for range 2 { // a second page view of the same finished job
+			if err := o.Publish(context.Background(), finished); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got := deliveries(t, o)
+		if len(got) != 2 {
+			t.Fatalf("%d deliveries, want one per subscribed webhook (2): %+v", len(got), got)
+		}
+		if err := o.Publish(context.Background(), Event{Event: JobFinishedWithFailures, Hub: "prod"}); !errors.Is(err, ErrInvalidEvent) {
+			t.Errorf("Publish without a job = %v, want ErrInvalidEvent", err)
+		}
+		if names := strings.Join(o.Webhooks(), ","); names != "ops,chat,audit" {
+			t.Errorf("Webhooks() = %s, want the config order", names)
+		}
+	})
 }

@@ -2,17 +2,11 @@ package rollout
 
 import (
 	"context"
-	"crypto/rand"
-	"database/sql"
-	"encoding/hex"
 	"fmt"
 	"net/http/httptest"
-	"net/url"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +15,7 @@ import (
 	"github.com/hubjobs/hubjobs/audit"
 	"github.com/hubjobs/hubjobs/hub"
 	"github.com/hubjobs/hubjobs/hub/hubsim"
+	"github.com/hubjobs/hubjobs/internal/testkit"
 	"github.com/hubjobs/hubjobs/jobs"
 )
 
@@ -50,7 +45,7 @@ func (wallClock) Now() time.Time { return time.Now().UTC() }
 type fixture struct {
 	t      testing.TB
 	opts   fixtureOptions
-	clock  *hubsim.ManualClock
+	clock  *testkit.Clock
 	now    func() time.Time // clock.Now, or the wall clock
 	sims   map[string]*hubsim.Sim
 	direct map[string]*hub.Client // outside the budget: inspects the hub
@@ -95,7 +90,7 @@ func newFixture(t testing.TB, o fixtureOptions) *fixture {
 	if o.budget.JobsOpsPerMinute == 0 {
 		o.budget.JobsOpsPerMinute, o.budget.QueriesPerMinute, o.budget.QueriesBurst = 60000, 60000, 1000
 	}
-	f := &fixture{t: t, opts: o, clock: hubsim.NewManualClock(t0), sims: map[string]*hubsim.Sim{},
+	f := &fixture{t: t, opts: o, clock: testkit.NewClock(t0), sims: map[string]*hubsim.Sim{},
 		direct: map[string]*hub.Client{}, budget: map[string]*hub.Budgeted{}}
 	var simClock hubsim.Clock = f.clock
 	f.now = f.clock.Now
@@ -267,53 +262,10 @@ func (f *fixture) create(e *Engine, rid string, s Spec) *Rollout {
 	return ro
 }
 
-// PostgreSQL: each test gets a fresh schema, dropped afterwards; without a
-// server the test skips locally and fails under CI=true.
-
-func pgBaseDSN() string {
-	if dsn := os.Getenv("HUBJOBS_TEST_POSTGRES"); dsn != "" {
-		return dsn
-	}
-	return "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-}
-
-var pgAdmin = sync.OnceValues(func() (*sql.DB, error) {
-	db, err := sql.Open("pgx", pgBaseDSN())
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	return db, db.PingContext(ctx)
-})
-
-func postgresDSN(t testing.TB) string {
-	t.Helper()
-	admin, err := pgAdmin()
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("PostgreSQL not reachable: %v", err)
-		}
-		t.Skipf("PostgreSQL not reachable: %v", err)
-	}
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	schema := "rollout_test_" + hex.EncodeToString(b)
-	if _, err := admin.Exec(`CREATE SCHEMA ` + schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _, _ = admin.Exec(`DROP SCHEMA ` + schema + ` CASCADE`) })
-	u, _ := url.Parse(pgBaseDSN())
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
-
 // backends runs test on SQLite and PostgreSQL.
 func backends(t *testing.T, test func(t *testing.T, dsn string)) {
 	t.Run("sqlite", func(t *testing.T) { test(t, "sqlite://"+filepath.Join(t.TempDir(), "audit.db")) })
-	t.Run("postgres", func(t *testing.T) { test(t, postgresDSN(t)) })
+	t.Run("postgres", func(t *testing.T) { test(t, testkit.PostgresSchema(t, "rollout_test")) })
 }
 
 func sortedKeys[V any](m map[string]V) []string {

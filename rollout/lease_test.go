@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/hubjobs/hubjobs/internal/testkit"
 )
 
 // TestTwoReplicasOneDriverAndTakeover: two engines on one PostgreSQL
@@ -13,7 +15,7 @@ import (
 // giving the lease up (a SIGKILL), the other takes over once the lease has
 // run out (≤ DefaultLeaseFor) and finishes the rollout.
 func TestTwoReplicasOneDriverAndTakeover(t *testing.T) {
-	f := newFixture(t, fixtureOptions{devices: registry(100, nil, nil), dsn: postgresDSN(t)})
+	f := newFixture(t, fixtureOptions{devices: registry(100, nil, nil), dsn: testkit.PostgresSchema(t, "rollout_lease")})
 	a, b := f.engine("replica-a"), f.engine("replica-b")
 	f.create(a, "lease1", methodSpec("*", "10,50%"))
 

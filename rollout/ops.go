@@ -154,10 +154,12 @@ func (e *Engine) commitNew(ctx context.Context, r record, en *audit.Entry, ev no
 }
 
 // validate refuses what cannot be planned or driven, wrapping
-// ErrInvalidSpec: the spec itself (checkSpec), then what only the engine
-// knows (the rollout id, the configured hubs).
+// ErrInvalidSpec: the spec itself, with the form's own rules
+// (Spec.Validate, whose FieldErrors let the pages put each message next to
+// its field), then what only the engine knows (the rollout id, the
+// configured hubs).
 func (e *Engine) validate(rid string, s Spec) error {
-	if err := checkSpec(s); err != nil {
+	if err := s.Validate().Err(); err != nil {
 		return err
 	}
 	var problems []string
@@ -166,42 +168,6 @@ func (e *Engine) validate(rid string, s Spec) error {
 	}
 	if _, ok := e.hubs[s.Hub]; !ok {
 		problems = append(problems, fmt.Sprintf("hub %q is not configured", s.Hub))
-	}
-	if len(problems) > 0 {
-		return fmt.Errorf("%w: %s", ErrInvalidSpec, strings.Join(problems, "; "))
-	}
-	return nil
-}
-
-// checkSpec is the least the engine needs of a spec to send it: a change,
-// a target within the hub's limit, durations that make sense, valid rules.
-// The form checks far more, field by field, before a spec gets here.
-func checkSpec(s Spec) error {
-	var problems []string
-	add := func(p string) { problems = append(problems, p) }
-	switch s.Type {
-	case hub.TypeScheduleDeviceMethod:
-		if s.Method == nil || s.Method.MethodName == "" {
-			add("a direct method needs a method name")
-		}
-	case hub.TypeScheduleUpdateTwin:
-		if s.Twin == nil {
-			add("a twin update needs tags or desired properties")
-		}
-	default:
-		add(fmt.Sprintf("the job type %q is neither a direct method nor a twin update", s.Type))
-	}
-	switch {
-	case strings.TrimSpace(s.Condition) == "":
-		add(`the target condition is empty (use "*" for every device)`)
-	case len(s.Condition) > MaxCondition:
-		add(fmt.Sprintf("the target condition is %d characters, the hub allows %d", len(s.Condition), MaxCondition))
-	}
-	if s.MaxExecution < 0 || s.Bake < 0 {
-		add("durations cannot be negative")
-	}
-	if err := s.Rules.Validate(); err != nil {
-		add(err.Error())
 	}
 	if len(problems) > 0 {
 		return fmt.Errorf("%w: %s", ErrInvalidSpec, strings.Join(problems, "; "))

@@ -115,7 +115,7 @@ ensure_postgres() {
 	done
 	if ! pg_query postgres 'SELECT 1' >/dev/null 2>&1; then
 		# Debian's default is scram-sha-256 on 127.0.0.1. The tests use trust on
-		# loopback (test-infra.md); change it only on a machine we set up
+		# loopback (docs/testing.md); change it only on a machine we set up
 		# ourselves or in CI, never behind a developer's back.
 		if [ "$installed_now" != 1 ] && [ "${CI:-}" != true ]; then
 			die "PostgreSQL on $pg_host:$pg_port refuses user postgres without a password; allow 'host all all 127.0.0.1/32 trust' in pg_hba.conf (or rerun with CI=true to let this script do it)"

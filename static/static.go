@@ -1,5 +1,5 @@
 // Package static holds the portal's browser assets (htmx, CSS, the portal's
-// own small script), embedded in the binary and served under content-hashed
+// own small script, the favicon), embedded in the binary and served under content-hashed
 // names so that browsers may cache them forever: a changed file gets a new
 // URL. It imports nothing internal.
 package static
@@ -16,7 +16,7 @@ import (
 	"strings"
 )
 
-//go:embed app.css app.js htmx.min.js
+//go:embed app.css app.js htmx.min.js favicon.svg
 var files embed.FS
 
 // Prefix is where the assets are mounted.
@@ -70,6 +70,8 @@ func contentType(ext string) string {
 		return "text/css; charset=utf-8"
 	case ".js":
 		return "text/javascript; charset=utf-8"
+	case ".svg":
+		return "image/svg+xml"
 	}
 	return "application/octet-stream"
 }

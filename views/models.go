@@ -25,13 +25,14 @@ type Layout struct {
 }
 
 // Assets are the cache-busted URLs of the static files.
-type Assets struct{ CSS, HTMX, JS string }
+type Assets struct{ CSS, HTMX, JS, Icon string }
 
 // User is the signed-in person as the header shows them.
 type User struct {
 	Name     string
 	Roles    []string
 	CanAudit bool // shows the audit link
+	IsAdmin  bool // shows the notifications link
 }
 
 // Age is how old data is: "updated N s ago", and the "stale" marker when
@@ -166,6 +167,12 @@ type JobPage struct {
 	// HistoryUnavailable: the audit store could not be read just now.
 	HistoryUnavailable bool
 	Banner             *Banner
+	// RolloutID is the rollout this job delivers a wave of ("" for a job
+	// made elsewhere).
+	RolloutID string
+	// CanCopy offers "Copy" (and, with failed devices, "Rerun on failed
+	// devices"): the user may create jobs on this hub.
+	CanCopy bool
 }
 
 // JobFilter is the job list's GET form.
@@ -390,4 +397,141 @@ func Duration(d time.Duration) string {
 		return fmt.Sprintf("%d h %d min", h, m)
 	}
 	return fmt.Sprintf("%d days", int(d.Hours())/24)
+}
+
+// RolloutForm is the "New job" form: the values as typed (by form field
+// name), a message per field, and what the page says around it.
+type RolloutForm struct {
+	Hub string
+	// RID is the rollout id the form was rendered with: creating twice with
+	// it (a double submit) lands on one rollout.
+	RID    string
+	Values map[string]string
+	Errors map[string]string
+	// Notice explains a pre-fill ("Copied from job …", or why the failed
+	// devices could not be listed); NoticeKind is "info" or "error".
+	Notice, NoticeKind string
+	// Problem is a refusal not tied to one field.
+	Problem   string
+	SlotBusy  *SlotBusy
+	CSRFToken string
+}
+
+// Value is field's value as typed.
+func (f RolloutForm) Value(field string) string { return f.Values[field] }
+
+// SlotBusy says why a job that should start now cannot: every active-job
+// slot of the hub is held.
+type SlotBusy struct {
+	Limit   int
+	Holders []SlotHolder
+}
+
+// SlotHolder is a job holding an active-job slot.
+type SlotHolder struct {
+	Hub, JobID, Status, StatusLabel string
+	StopsBy                         time.Time
+}
+
+// Plan is the plan fragment: what would happen if the form were sent now.
+type Plan struct {
+	Hub string
+	// Errors are the field messages, swapped next to each field; Fields
+	// lists every field so that fixed ones are cleared.
+	Errors map[string]string
+	Fields []string
+	// Counted: the hub counted the devices (Devices, as of CountAge).
+	Counted  bool
+	Devices  int
+	CountAge Age
+	// Unavailable says in words why there is no count (the query budget
+	// is spent, the hub refuses the condition, the hub is down).
+	Unavailable string
+	Sample      []string
+	Waves       []PlanWave
+	HubJobs     int
+	JobsExact   bool // false: estimated from the sample's id lengths
+	// Limits that apply.
+	MaxActiveJobs    int
+	JobsOpsPerMinute int
+	DeviceRate       string
+	ETA              string
+	WorstCase        string
+}
+
+// PlanWave is one wave of a plan.
+type PlanWave struct {
+	Number, Size, Jobs int
+	Step               string
+	Approval           bool
+}
+
+// RolloutRow is one line of the rollout list.
+type RolloutRow struct {
+	Hub, ID           string
+	State, StateLabel string
+	Author            string
+	Created           time.Time
+	Devices, Waves    int
+	Wave              int
+	What              string // "Direct method reboot", "Twin update"
+}
+
+// RolloutList is the rollout list page.
+type RolloutList struct {
+	Hub       string
+	Status    string
+	Statuses  []Option
+	Rows      []RolloutRow
+	CanCreate bool
+	Now       time.Time
+}
+
+// Rollout is the rollout page.
+type Rollout struct {
+	Hub, ID           string
+	State, StateLabel string
+	Final             bool
+	Author            string
+	Created           time.Time
+	Devices           int
+	What              string
+	Condition         string
+	Reason            string
+	Waves             []RolloutWave
+	Next, Waiting     string
+	Halted            string // who halted it and why, in words
+	CanHalt           bool
+	CanApprove        bool
+	// ApproveNote says why an approver is not offered the button (their
+	// own rollout).
+	ApproveNote string
+	CanContinue bool // halted: "Continue with the remaining devices"
+	CSRFToken   string
+	Banner      *Banner
+	Now         time.Time
+}
+
+// RolloutWave is one wave on the rollout page's timeline.
+type RolloutWave struct {
+	Number, Size      int
+	Started, Finished time.Time
+	Jobs              []RolloutJob
+	Verdicts          []Verdict
+	ApprovedBy        string
+	Current           bool
+}
+
+// RolloutJob is one hub job of a wave.
+type RolloutJob struct {
+	ID, State, StateLabel string
+	Devices               int
+	Stats                 *Stats
+	Start                 time.Time
+}
+
+// Verdict is a rule evaluation in words.
+type Verdict struct {
+	Text  string
+	Fired bool
 }

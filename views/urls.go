@@ -87,3 +87,41 @@ func withQuery(path string, v url.Values) string {
 	}
 	return path + "?" + v.Encode()
 }
+
+// RolloutsURL is a hub's rollout list.
+func RolloutsURL(hub string) string { return "/hubs/" + url.PathEscape(hub) + "/rollouts" }
+
+// RolloutsQueryURL is the rollout list filtered by state.
+func RolloutsQueryURL(hub, status string) string {
+	v := url.Values{}
+	set(v, "status", status)
+	return withQuery(RolloutsURL(hub), v)
+}
+
+// RolloutURL is the rollout page; its live fragment, halt and approve
+// hang below it.
+func RolloutURL(hub, rid string) string { return RolloutsURL(hub) + "/" + url.PathEscape(rid) }
+
+func RolloutStatusURL(hub, rid string) string  { return RolloutURL(hub, rid) + "/status" }
+func RolloutHaltURL(hub, rid string) string    { return RolloutURL(hub, rid) + "/halt" }
+func RolloutApproveURL(hub, rid string) string { return RolloutURL(hub, rid) + "/approve" }
+
+// NewRolloutURL is the blank "New job" form; RolloutPlanURL its plan
+// fragment; the form posts to RolloutsURL.
+func NewRolloutURL(hub string) string  { return RolloutsURL(hub) + "/new" }
+func RolloutPlanURL(hub string) string { return RolloutsURL(hub) + "/plan" }
+
+// CopyJobURL opens the form pre-filled from a job; RerunFailedURL with the
+// devices that failed in it; ContinueRolloutURL with the devices a halted
+// rollout never reached.
+func CopyJobURL(hub, id string) string {
+	return withQuery(NewRolloutURL(hub), url.Values{"from_job": {id}})
+}
+
+func RerunFailedURL(hub, id string) string {
+	return withQuery(NewRolloutURL(hub), url.Values{"from_job": {id}, "devices": {"failed"}})
+}
+
+func ContinueRolloutURL(hub, rid string) string {
+	return withQuery(NewRolloutURL(hub), url.Values{"from_rollout": {rid}})
+}

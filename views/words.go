@@ -86,7 +86,8 @@ func HubCodeText(code string) string {
 // to the "unknown" colour so hub data never becomes a class name.
 func statusClass(status string) string {
 	switch status {
-	case "enqueued", "queued", "scheduled", "running", "completed", "failed", "cancelled", "canceled", "pending":
+	case "enqueued", "queued", "scheduled", "running", "completed", "failed", "cancelled", "canceled", "pending",
+		"planned", "baking", "awaiting_approval", "halted": // and a rollout's states
 		return "badge s-" + status
 	}
 	return "badge s-unknown"
@@ -94,3 +95,43 @@ func statusClass(status string) string {
 
 // RolesText joins roles for the header.
 func RolesText(roles []string) string { return strings.Join(roles, ", ") }
+
+// rolloutStates are a rollout's states in words.
+var rolloutStates = map[string]string{
+	"planned":           "Planned",
+	"running":           "Running",
+	"baking":            "Baking",
+	"awaiting_approval": "Awaiting approval",
+	"completed":         "Completed",
+	"halted":            "Halted",
+}
+
+// RolloutStates are the states the rollout list filters on, in order.
+func RolloutStates() []Option {
+	out := []Option{{Value: "", Label: "Any state"}}
+	for _, s := range []string{"planned", "running", "baking", "awaiting_approval", "completed", "halted"} {
+		out = append(out, Option{Value: s, Label: rolloutStates[s]})
+	}
+	return out
+}
+
+// RolloutStateLabel is a rollout state for people.
+func RolloutStateLabel(s string) string {
+	if l, ok := rolloutStates[s]; ok {
+		return l
+	}
+	return s
+}
+
+// rolloutStateExplanations say what each rollout state means.
+var rolloutStateExplanations = map[string]string{
+	"planned":           "The rollout is stored and nothing has been sent to IoT Hub yet.",
+	"running":           "A wave's hub jobs exist and are being delivered to its devices.",
+	"baking":            "The last wave finished and passed its rules; the next one waits out the bake time, as a scheduled hub job that a halt cancels.",
+	"awaiting_approval": "The next wave waits for an approver who is not the author.",
+	"completed":         "Every wave finished and passed its rules.",
+	"halted":            "The rollout stopped for good: nothing more is created, and scheduled jobs were cancelled. A job already running is left to finish.",
+}
+
+// RolloutStateExplanation says what a rollout state means.
+func RolloutStateExplanation(s string) string { return rolloutStateExplanations[s] }

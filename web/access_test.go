@@ -9,7 +9,7 @@ import (
 	"github.com/hubjobs/hubjobs/audit"
 )
 
-// Who may open what: every route × every role, as design.md "Roles" says.
+// Who may open what: every route × every role, as docs/contract.md "Roles" says.
 func TestRouteAccessByRole(t *testing.T) {
 	p := newPortal(t, portalOptions{})
 	p.scheduledJob("prod", "job-1")

@@ -87,11 +87,7 @@ func (s *eventSink) Record(ctx context.Context, ev auth.Event) error {
 		_, err := s.store.Append(ctx, e)
 		return err
 	}
-	roles := make([]string, len(u.Roles))
-	for i, r := range u.Roles {
-		roles[i] = string(r)
-	}
-	e.Actor = audit.Actor{Issuer: u.Issuer, Subject: u.Subject, Name: u.Name, Email: u.Email, Roles: roles}
+	e.Actor = handlers.AuditActor(u)
 	if ev.Request != nil {
 		e.Hub, e.JobID = jobOfPath(ev.Request.URL)
 	}
@@ -121,7 +117,7 @@ func jobOfPath(u *url.URL) (hubName, jobID string) {
 		}
 		return v
 	}
-	if seg(0) != "hubs" || !handlers.ValidHubName(seg(1)) {
+	if seg(0) != "hubs" || !hub.ValidHubName(seg(1)) {
 		return "", ""
 	}
 	if seg(2) == "jobs" && hub.ValidJobID(seg(3)) {

@@ -18,8 +18,10 @@ import (
 	"github.com/hubjobs/hubjobs/audit"
 	"github.com/hubjobs/hubjobs/auth"
 	"github.com/hubjobs/hubjobs/auth/devidp"
+	"github.com/hubjobs/hubjobs/handlers"
 	"github.com/hubjobs/hubjobs/hub"
 	"github.com/hubjobs/hubjobs/hub/hubsim"
+	"github.com/hubjobs/hubjobs/internal/testkit"
 	"github.com/hubjobs/hubjobs/web"
 )
 
@@ -37,10 +39,11 @@ type portal struct {
 	web    *web.Server
 	auth   *auth.Authenticator
 	store  *audit.Store
-	clock  *hubsim.ManualClock
+	clock  *testkit.Clock
 	sims   map[string]*hubsim.Sim
 	direct map[string]*hub.Client // unbudgeted clients, to set up and check jobs
-	logs   *syncBuffer
+	logs   *testkit.Buffer
+	issuer string // the IdP's issuer, which signed-in users carry
 }
 
 type hubSpec struct {
@@ -49,6 +52,9 @@ type hubSpec struct {
 	operators []string
 	opsPerMin int     // portal's jobs budget per minute (0: 6000, so a frozen clock never runs dry)
 	failures  float64 // share of devices that fail
+	authors   []string
+	registry  []hubsim.Device // a known fleet instead of the generated one
+	maxActive int             // the hub's configured max_active_jobs
 }
 
 type portalOptions struct {
@@ -60,11 +66,14 @@ type portalOptions struct {
 	// quietLogs logs warnings and errors only, as `hubjobs demo` does
 	// (otherwise every access line is kept at debug level).
 	quietLogs bool
+	// rollouts is the rollout engine the portal is wired to (nil: none).
+	rollouts handlers.Rollouts
 }
 
 var testRoleMap = map[auth.Role][]string{
 	auth.RoleViewer: {"Jobs.Read"}, auth.RoleOperator: {"Jobs.Cancel"},
 	auth.RoleAuditor: {"Audit.Read"}, auth.RoleAdmin: {"Jobs.Admin"},
+	auth.RoleAuthor: {"Jobs.Write"}, auth.RoleApprover: {"Jobs.Approve"},
 }
 
 func newPortal(t testing.TB, o portalOptions) *portal {
@@ -73,7 +82,7 @@ func newPortal(t testing.TB, o portalOptions) *portal {
 		o.hubs = []hubSpec{{name: "prod", devices: 40}, {name: "eu", devices: 40, operators: []string{"Jobs.Cancel.EU"}}}
 	}
 	ctx := t.Context()
-	p := &portal{t: t, clock: hubsim.NewManualClock(t0), sims: map[string]*hubsim.Sim{}, direct: map[string]*hub.Client{}, logs: &syncBuffer{}}
+	p := &portal{t: t, clock: testkit.NewClock(t0), sims: map[string]*hubsim.Sim{}, direct: map[string]*hub.Client{}, logs: &testkit.Buffer{}}
 	level := slog.LevelDebug
 	if o.quietLogs {
 		level = slog.LevelWarn
@@ -95,6 +104,7 @@ func newPortal(t testing.TB, o portalOptions) *portal {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { idp.Close() })
+	p.issuer = idp.Issuer()
 
 	p.store, err = audit.Open(ctx, "sqlite://"+t.TempDir()+"/audit.db", audit.WithClock(p.clock.Now))
 	if err != nil {
@@ -126,7 +136,7 @@ func newPortal(t testing.TB, o portalOptions) *portal {
 
 	var hubs []web.Hub
 	for _, hs := range o.hubs {
-		sim := hubsim.New(hubsim.Options{Hostname: hs.name + ".azure-devices.net", Devices: hs.devices, DeviceRate: 1,
+		sim := hubsim.New(hubsim.Options{Hostname: hs.name + ".azure-devices.net", Devices: hs.devices, Registry: hs.registry, DeviceRate: 1,
 			FailureRate: hs.failures, Clock: p.clock, QueuedPhase: -1, MaxActiveJobs: 100})
 		hsrv := httptest.NewServer(sim)
 		t.Cleanup(func() { sim.Close(); hsrv.Close() })
@@ -146,10 +156,10 @@ func newPortal(t testing.TB, o portalOptions) *portal {
 			ops = 6000
 		}
 		budget := hub.NewBudgeted(client, hub.BudgetConfig{TTL: o.budgetTTL, JobsOpsPerMinute: ops, QueriesPerMinute: ops, Now: p.clock.Now})
-		hubs = append(hubs, web.Hub{Name: hs.name, Budget: budget, Operators: hs.operators})
+		hubs = append(hubs, web.Hub{Name: hs.name, Budget: budget, Operators: hs.operators, Authors: hs.authors, MaxActiveJobs: hs.maxActive})
 	}
 	p.web, err = web.New(web.Deps{Hubs: hubs, Auth: p.auth, Audit: p.store, Logger: logger, PublicURL: p.srv.URL,
-		Version: "test", Now: p.clock.Now, BudgetTTL: o.budgetTTL})
+		Version: "test", Now: p.clock.Now, BudgetTTL: o.budgetTTL, Rollouts: handlers.RolloutsConfig{Engine: o.rollouts}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,8 +229,7 @@ func (p *portal) do(u *user, method, path string, body io.Reader, header ...stri
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}
-	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := client.Do(req)
+	resp, err := testkit.NewNoRedirectBrowser(p.t).Do(req) // u's cookie only, every hop visible
 	if err != nil {
 		p.t.Fatal(err)
 	}
@@ -299,21 +308,4 @@ func actions(es []audit.Entry) []string {
 		out[i] = string(e.Action)
 	}
 	return out
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

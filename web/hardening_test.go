@@ -155,7 +155,7 @@ func TestSignOut(t *testing.T) {
 	}
 }
 
-// security.md cases 36–38 through the router: hostile job ids are a 400
+// docs/security.md cases 36–38 through the router: hostile job ids are a 400
 // before any hub call, whether read or cancelled; a refused cancel of a
 // huge id is audited with a clipped copy.
 func TestHostileJobIDs(t *testing.T) {
@@ -187,7 +187,7 @@ func TestHostileJobIDs(t *testing.T) {
 	}
 }
 
-// security.md case 54 for the response types TestSecurityHeadersOnEveryResponse
+// docs/security.md case 54 for the response types TestSecurityHeadersOnEveryResponse
 // does not reach: htmx fragments, error fragments, the htmx 401, 405, 413,
 // redirects, the callback's error page and an auth refusal page.
 func TestSecurityHeadersOnEveryResponseType(t *testing.T) {
@@ -252,7 +252,7 @@ func TestSecurityHeadersOnEveryResponseType(t *testing.T) {
 }
 
 // No method override: a GET (or HEAD) carrying X-HTTP-Method-Override or
-// _method never reaches the cancel handler (security.md case 24).
+// _method never reaches the cancel handler (docs/security.md case 24).
 func TestNoMethodOverride(t *testing.T) {
 	p := newPortal(t, portalOptions{})
 	p.scheduledJob("prod", "job-1")

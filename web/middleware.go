@@ -1,9 +1,11 @@
 package web
 
 import (
+	"compress/gzip"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -15,6 +17,7 @@ import (
 	"time"
 
 	"github.com/a-h/templ"
+	"github.com/klauspost/compress/gzhttp"
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/prometheus/client_golang/prometheus"
@@ -30,9 +33,14 @@ const maxBodyBytes = "64K"
 // HeaderRequestID carries the request id on every response.
 const HeaderRequestID = "X-Request-Id"
 
-func (s *Server) middleware(m *httpMetrics) {
+func (s *Server) middleware(m *httpMetrics) error {
+	compress, err := compressResponses()
+	if err != nil {
+		return err
+	}
 	s.echo.Pre(s.requestContext)
 	s.echo.Use(
+		compress, // outermost: error pages and panics' 500s are compressed too
 		s.observe(m),
 		middleware.RecoverWithConfig(middleware.RecoverConfig{
 			LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
@@ -41,9 +49,69 @@ func (s *Server) middleware(m *httpMetrics) {
 				return fmt.Errorf("panic: %w", err)
 			},
 		}),
-		middleware.BodyLimit(maxBodyBytes),
+		middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{Limit: maxBodyBytes,
+			Skipper: func(c echo.Context) bool { return c.Request().Method == http.MethodPost && largeFormRoutes[c.Path()] }}),
 		refuseOptions,
 	)
+	return nil
+}
+
+// compressMinBytes is the smallest body worth compressing: below about a
+// kilobyte gzip's framing eats most of the gain (an htmx 286 "stop
+// polling" answer, a redirect, a short error fragment go out as they are).
+const compressMinBytes = 1024
+
+// compressResponses gzips pages, htmx fragments, error pages and CSV
+// exports for browsers that accept it (klauspost/compress's gzhttp: it
+// honours q-values such as "gzip;q=0", adds Vary: Accept-Encoding, leaves a
+// body that already has a Content-Encoding alone, and passes flushes
+// through, so the CSV export still streams page by page).
+//
+// Not compressed: the static assets (served pre-gzipped) and /metrics
+// (Prometheus' handler negotiates its own gzip), so nothing is compressed
+// twice; the probes and the favicon redirect (too small to matter); and any
+// request another site started (Sec-Fetch-Site cross-site or same-site). The
+// last one is the BREACH defence: a page holds a secret (the CSRF token, the
+// user's job data) next to text the request chose (a search, a page token),
+// and BREACH needs the victim's browser to send many such requests from the
+// attacker's page while the attacker measures the compressed sizes. Those
+// requests are exactly the cross-site ones, and they are served plain
+// (SameSite=Lax already keeps the session cookie off cross-site
+// subresource requests, for browsers too old to send Sec-Fetch-Site).
+// Only gzip is offered (no zstd), one encoding to reason about and test.
+func compressResponses() (echo.MiddlewareFunc, error) {
+	wrap, err := gzhttp.NewWrapper(gzhttp.MinSize(compressMinBytes), gzhttp.CompressionLevel(gzip.BestSpeed), gzhttp.EnableZstd(false))
+	if err != nil {
+		return nil, fmt.Errorf("web: gzip: %w", err)
+	}
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			if !worthCompressing(c.Request()) {
+				return next(c)
+			}
+			res := c.Response()
+			var err error
+			wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				plain := res.Writer
+				res.Writer = w // echo's Response keeps its status, size and committed state
+				defer func() { res.Writer = plain }()
+				c.SetRequest(r)
+				err = next(c) // observe, inside, has already rendered any error
+			})).ServeHTTP(res.Writer, c.Request())
+			return err
+		}
+	}, nil
+}
+
+// worthCompressing says whether r's answer may be compressed (see
+// compressResponses for why each exception exists).
+func worthCompressing(r *http.Request) bool {
+	switch r.Header.Get("Sec-Fetch-Site") {
+	case "cross-site", "same-site":
+		return false
+	}
+	p := r.URL.Path
+	return !strings.HasPrefix(p, static.Prefix) && p != "/metrics" && p != "/healthz" && p != "/readyz" && p != faviconPath
 }
 
 // requestContext runs before routing: it gives the request its id and CSP
@@ -121,12 +189,27 @@ func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
 			Help:    "HTTP request latency by route template and method.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}}, []string{"route", "method"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration} {
-		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("web: metrics: %w", err)
-		}
+	var errs [2]error
+	m.requests, errs[0] = registerOrReuse(reg, m.requests)
+	m.duration, errs[1] = registerOrReuse(reg, m.duration)
+	if err := errors.Join(errs[:]...); err != nil {
+		return nil, fmt.Errorf("web: register metrics: %w", err)
 	}
 	return m, nil
+}
+
+// registerOrReuse registers c with reg or, when a collector of the same type
+// is already registered under the same name, returns that one, so that two
+// instances on one registry share their series instead of failing. It is the
+// metrics rule of docs/contract.md, which says why each package has a copy.
+func registerOrReuse[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
+	err := reg.Register(c)
+	if are, ok := errors.AsType[prometheus.AlreadyRegisteredError](err); ok {
+		if existing, ok := are.ExistingCollector.(C); ok {
+			return existing, nil
+		}
+	}
+	return c, err
 }
 
 // observe records metrics and the access log. It runs the error handler
@@ -148,7 +231,7 @@ func (s *Server) observe(m *httpMetrics) echo.MiddlewareFunc {
 			m.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
 			m.duration.WithLabelValues(route, method).Observe(elapsed.Seconds())
 			level := slog.LevelInfo
-			if route == "/healthz" || route == "/readyz" || route == "/metrics" || strings.HasPrefix(route, static.Prefix) {
+			if route == "/healthz" || route == "/readyz" || route == "/metrics" || route == faviconPath || strings.HasPrefix(route, static.Prefix) {
 				level = slog.LevelDebug
 			}
 			if !s.deps.Logger.Enabled(r.Context(), level) {

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,13 +13,14 @@ import (
 
 	"github.com/hubjobs/hubjobs/audit"
 	"github.com/hubjobs/hubjobs/auth"
+	"github.com/hubjobs/hubjobs/internal/testkit"
 )
 
-// security.md case 56: a panicking handler is a generic 500 page with the
+// docs/security.md case 56: a panicking handler is a generic 500 page with the
 // request id — no panic value, no stack — and the stack goes to the log.
 // The route is added here because no real handler can be made to panic.
 func TestPanicIsAGeneric500WithTheRequestID(t *testing.T) {
-	logs := &lockedBuffer{}
+	logs := &testkit.Buffer{}
 	logger := slog.New(slog.NewTextHandler(logs, nil))
 	store, err := audit.Open(t.Context(), "sqlite://"+t.TempDir()+"/audit.db")
 	if err != nil {
@@ -68,21 +68,4 @@ func TestPanicIsAGeneric500WithTheRequestID(t *testing.T) {
 	if l := logs.String(); !strings.Contains(l, "panic serving request") || !strings.Contains(l, "secret-panic-value") || !strings.Contains(l, "goroutine") {
 		t.Errorf("the log lacks the panic and its stack:\n%s", l)
 	}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -5,6 +5,8 @@
 package web
 
 import (
+	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -21,22 +23,26 @@ import (
 	"github.com/hubjobs/hubjobs/handlers"
 	"github.com/hubjobs/hubjobs/hub"
 	"github.com/hubjobs/hubjobs/jobs"
+	"github.com/hubjobs/hubjobs/notify"
 	"github.com/hubjobs/hubjobs/static"
 	"github.com/hubjobs/hubjobs/views"
 )
 
-// pageAssets are the cache-busted URLs of the stylesheet and scripts every
-// full page links; routes.go serves them from static.
-var pageAssets = views.Assets{CSS: static.URL("app.css"), HTMX: static.URL("htmx.min.js"), JS: static.URL("app.js")}
+// pageAssets are the cache-busted URLs of the stylesheet, scripts and icon
+// every full page links; routes.go serves them from static.
+var pageAssets = views.Assets{CSS: static.URL("app.css"), HTMX: static.URL("htmx.min.js"), JS: static.URL("app.js"), Icon: static.URL("favicon.svg")}
 
 // Hub is one configured hub.
 type Hub struct {
 	Name             string // URL segment satisfying hub.ValidHubName (package config checked it)
 	Client           *hub.Client
 	Operators        []string // optional: roles-claim values allowed to cancel here
+	Authors          []string // optional: roles-claim values allowed to create jobs here
+	MaxActiveJobs    int      // the hub's concurrent-job limit (config max_active_jobs)
 	JobsOpsPerMinute int      // client-side budget under the hub's throttle
+	QueriesPerMinute int      // client-side budget for /devices/query (the plan page counts devices)
 	// Budget is the hub's traffic budget; nil makes one from Client,
-	// JobsOpsPerMinute, Deps.BudgetTTL and Deps.Now. Set it to share one
+	// JobsOpsPerMinute, QueriesPerMinute, Deps.BudgetTTL and Deps.Now. Set it to share one
 	// budget with other users of the hub (the demo) or to test.
 	Budget *hub.Budgeted
 }
@@ -54,9 +60,16 @@ type Deps struct {
 	Now            func() time.Time
 	// BudgetTTL is how long a hub answer is reused (0: hub.DefaultBudgetTTL).
 	BudgetTTL time.Duration
+	// Rollouts is the rollout engine and its settings; a zero value serves
+	// the rollout routes as unavailable.
+	Rollouts handlers.RolloutsConfig
 	// IdPOrigin is added to the CSP form-action so that sign-out can
 	// redirect to the IdP's end-session endpoint ("" = none needed).
 	IdPOrigin string
+	// Outbox queues webhook deliveries in the audit database: job events
+	// go through it and /notifications shows it. Nil: no notifications
+	// (and no /notifications page).
+	Outbox *notify.Outbox
 }
 
 // Server is the assembled portal.
@@ -105,17 +118,22 @@ func New(d Deps) (*Server, error) {
 		seen[h.Name] = true
 		b := h.Budget
 		if b == nil {
-			b = hub.NewBudgeted(h.Client, hub.BudgetConfig{TTL: d.BudgetTTL, JobsOpsPerMinute: h.JobsOpsPerMinute, Now: d.Now})
+			b = hub.NewBudgeted(h.Client, hub.BudgetConfig{TTL: d.BudgetTTL, JobsOpsPerMinute: h.JobsOpsPerMinute, QueriesPerMinute: h.QueriesPerMinute, Now: d.Now})
 		}
-		hubs = append(hubs, handlers.Hub{Name: h.Name, Host: b.Client().Host(), Jobs: b, Operators: h.Operators})
+		hubs = append(hubs, handlers.Hub{Name: h.Name, Host: b.Client().Host(), Jobs: b, Operators: h.Operators,
+			Authors: h.Authors, MaxActiveJobs: h.MaxActiveJobs, JobsOpsPerMinute: h.JobsOpsPerMinute})
 		budgets[h.Name] = b
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
 	s := &Server{deps: d, https: isHTTPS(d.PublicURL)}
-	s.jobs = jobs.New(jobs.Config{Hubs: budgets, Audit: d.Audit, Logger: d.Logger, Now: d.Now, Registerer: d.Registry})
-	s.handlers = handlers.New(handlers.Config{Hubs: hubs, Jobs: s.jobs, Audit: d.Audit, Logger: d.Logger, Now: d.Now, Version: d.Version, Assets: pageAssets})
+	jc := jobs.Config{Hubs: budgets, Audit: d.Audit, Logger: d.Logger, Now: d.Now, Registerer: d.Registry}
+	if d.Outbox != nil {
+		jc.Announce = jobAnnouncer{d.Outbox}
+	}
+	s.jobs = jobs.New(jc)
+	s.handlers = handlers.New(handlers.Config{Hubs: hubs, Jobs: s.jobs, Audit: d.Audit, Rollouts: d.Rollouts, Logger: d.Logger, Now: d.Now, Version: d.Version, Assets: pageAssets})
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.IPExtractor = IPExtractor(d.TrustedProxies)
@@ -125,9 +143,28 @@ func New(d Deps) (*Server, error) {
 		return nil, err
 	}
 	s.echo = e
-	s.middleware(metrics)
+	if err := s.middleware(metrics); err != nil {
+		return nil, err
+	}
 	s.routes()
 	return s, nil
+}
+
+// jobAnnouncer queues jobs' events in the outbox: jobs states the facts,
+// notify knows how they travel, and neither imports the other.
+type jobAnnouncer struct{ outbox *notify.Outbox }
+
+func (a jobAnnouncer) AnnounceWith(ctx context.Context, tx *sql.Tx, ev jobs.Event) error {
+	return a.outbox.Enqueue(ctx, tx, notifyEvent(ev))
+}
+
+func (a jobAnnouncer) Announce(ctx context.Context, ev jobs.Event) error {
+	return a.outbox.Publish(ctx, notifyEvent(ev))
+}
+
+func notifyEvent(ev jobs.Event) notify.Event {
+	return notify.Event{ID: ev.ID, Event: notify.EventType(ev.Kind), Hub: ev.Hub, Job: ev.Job,
+		Summary: ev.Summary, Details: ev.Details}
 }
 
 // Jobs is the portal's jobs service: cmd runs its reconciliation of

@@ -40,13 +40,17 @@ type User struct {
 	Groups             []string // the "groups" claim; default: a copy of Roles
 }
 
-// DemoUsers are the four accounts of `hubjobs demo`; each password is the
-// user name, and the roles claim carries the values of design.md's example
-// role map.
+// DemoUsers are the six accounts of `hubjobs demo`, one per portal role;
+// each password is the user name, and the roles claim carries the values of
+// the portal's default role map. Author and approver are two people so that
+// the demo can show the four-eyes rule: an approver may approve a rollout
+// the author created, never their own.
 func DemoUsers() []User {
 	return []User{
 		{Username: "viewer", Password: "viewer", Name: "Vera Viewer", Roles: []string{"Jobs.Read"}},
 		{Username: "operator", Password: "operator", Name: "Otto Operator", Roles: []string{"Jobs.Cancel", "Jobs.Read"}},
+		{Username: "author", Password: "author", Name: "Arthur Author", Roles: []string{"Jobs.Write", "Jobs.Read"}},
+		{Username: "approver", Password: "approver", Name: "April Approver", Roles: []string{"Jobs.Approve", "Jobs.Read"}},
 		{Username: "auditor", Password: "auditor", Name: "Alma Auditor", Roles: []string{"Audit.Read"}},
 		{Username: "admin", Password: "admin", Name: "Ada Admin", Roles: []string{"Jobs.Admin"}},
 	}

@@ -12,28 +12,20 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 
 	"github.com/hubjobs/hubjobs/auth/devidp"
+	"github.com/hubjobs/hubjobs/internal/testkit"
 )
 
 const rp = "http://127.0.0.1:8080/auth/callback"
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time          { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Advance(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
-
-func start(t *testing.T, opts devidp.Options) (*devidp.Server, *clock) {
+func start(t *testing.T, opts devidp.Options) (*devidp.Server, *testkit.Clock) {
 	t.Helper()
-	c := &clock{t: time.Now()}
+	c := testkit.NewClock(time.Now())
 	if opts.Now == nil {
 		opts.Now = c.Now
 	}
@@ -198,7 +190,8 @@ func TestCodeFlow_IDTokenVerifiesWithGoOIDC(t *testing.T) {
 
 func TestDemoUsers(t *testing.T) {
 	want := map[string][]string{
-		"viewer": {"Jobs.Read"}, "operator": {"Jobs.Cancel", "Jobs.Read"}, "auditor": {"Audit.Read"}, "admin": {"Jobs.Admin"},
+		"viewer": {"Jobs.Read"}, "operator": {"Jobs.Cancel", "Jobs.Read"}, "author": {"Jobs.Write", "Jobs.Read"},
+		"approver": {"Jobs.Approve", "Jobs.Read"}, "auditor": {"Audit.Read"}, "admin": {"Jobs.Admin"},
 	}
 	users := devidp.DemoUsers()
 	if len(users) != len(want) {

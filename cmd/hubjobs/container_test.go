@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hubjobs/hubjobs/internal/testkit"
 )
 
 // nobody is the uid/gid the binary runs as when the tests run as root
@@ -64,7 +66,7 @@ func TestBinaryIsStaticAndRunsAsNonRootReadOnly(t *testing.T) {
 	if root {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
 	}
-	var output syncBuffer
+	var output testkit.Buffer
 	cmd.Stdout, cmd.Stderr = &output, &output
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

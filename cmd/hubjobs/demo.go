@@ -115,8 +115,11 @@ type demoHub struct {
 func startDemoWorld(publicURL string, logger *slog.Logger) (*demoWorld, error) {
 	w := &demoWorld{}
 	for i, name := range []string{demoProdHub, demoEUHub} {
-		sim := hubsim.New(hubsim.Options{Hostname: name + "-fleet.azure-devices.net", Seed: uint64(i + 1)})
-		sim.SeedDemo()
+		sim, err := newDemoSim(name, uint64(i+1), time.Now())
+		if err != nil {
+			w.Close()
+			return nil, err
+		}
 		h, err := serveLoopback(sim, logger)
 		if err != nil {
 			w.Close()
@@ -165,8 +168,9 @@ func serveLoopback(h http.Handler, logger *slog.Logger) (loopbackServer, error) 
 // demoConfigFile is the configuration a platform team would have written
 // for the demo world, with its run-time values as ${VARS}: it goes through
 // exactly the path of a file (expansion, validation), while a value is never
-// parsed as YAML. max_active_jobs is the simulator's default limit.
-const demoConfigFile = `
+// parsed as YAML. The hub limits are the simulated hubs' own (demo_world.go);
+// rollouts are read every 5 s so that a halt shows within seconds.
+var demoConfigFile = `
 listen: ${DEMO_LISTEN}
 public_url: ${DEMO_PUBLIC_URL}
 session:
@@ -178,18 +182,22 @@ oidc:
 hubs:
   - name: ` + demoProdHub + `
     connection_string: ${DEMO_PROD_CS}
-    endpoint: ${DEMO_PROD_URL}
-    max_active_jobs: 10
+    endpoint: ${DEMO_PROD_URL}` + demoHubLimits + `
   - name: ` + demoEUHub + `
     connection_string: ${DEMO_EU_CS}
     endpoint: ${DEMO_EU_URL}
-    operators: [` + demoEUOperator + `]
-    max_active_jobs: 10
+    operators: [` + demoEUOperator + `]` + demoHubLimits + `
 audit:
   database: sqlite://${DEMO_DB}
+rollouts:
+  poll_interval: 5s
 server:
   drain_delay: 0s # no load balancer to drain
 `
+
+var demoHubLimits = fmt.Sprintf(`
+    max_active_jobs: %d
+    queries_per_minute: %d`, demoMaxActiveJobs, demoQueriesPerMinute)
 
 // demoConfig fills demoConfigFile's variables from the demo world. The
 // process environment plays no part: the demo runs the same everywhere.
@@ -267,13 +275,22 @@ func printDemoBanner(w io.Writer, publicURL string, world *demoWorld, dir string
 		fmt.Fprintf(tw, "    %s\t%s\t%s\n", u.Username, strings.Join(u.Roles, ", "), demoUserNote[u.Username])
 	}
 	tw.Flush()
-	fmt.Fprintf(w, "\n  Try %s/hubs/%s/jobs/%s (live), …/%s (archived).\n", publicURL, demoProdHub, hubsim.DemoLiveJobID, demoArchivedJobID)
+	prod := publicURL + "/hubs/" + demoProdHub
+	fmt.Fprintln(w, "\n  Try:")
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "    a live job\t%s/jobs/%s\n", prod, hubsim.DemoLiveJobID)
+	fmt.Fprintf(tw, "    an archived job\t%s/jobs/%s\n", prod, demoArchivedJobID)
+	fmt.Fprintf(tw, "    as author, a new job from a copy\t%s/rollouts/new?from_job=%s\n", prod, hubsim.DemoLiveJobID)
+	fmt.Fprintf(tw, "    as author, a rerun on failed devices\t%s/rollouts/new?from_job=%s&devices=failed\n", prod, demoRerunJobID)
+	tw.Flush()
 	fmt.Fprintln(w, "Press Ctrl-C to stop.")
 }
 
 var demoUserNote = map[string]string{
 	"viewer":   "reads jobs",
-	"operator": "reads and cancels jobs (prod)",
+	"operator": "reads and cancels jobs (prod), halts rollouts",
+	"author":   "reads and creates jobs and rollouts",
+	"approver": "reads, approves rollouts that others created",
 	"auditor":  "reads the audit trail",
-	"admin":    "everything, on every hub",
+	"admin":    "everything, on every hub (but never approves their own rollout)",
 }

@@ -1,14 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"os"
@@ -25,6 +23,7 @@ import (
 
 	"github.com/hubjobs/hubjobs/auth/devidp"
 	"github.com/hubjobs/hubjobs/hub/hubsim"
+	"github.com/hubjobs/hubjobs/internal/testkit"
 )
 
 // binDir holds the hubjobs binary built once for the subprocess tests; it is
@@ -80,7 +79,13 @@ type world struct {
 
 func newWorld(t *testing.T) *world {
 	t.Helper()
-	w := &world{sim: hubsim.New(hubsim.Options{Hostname: "test-fleet.azure-devices.net", Seed: 7})}
+	return newWorldWith(t, hubsim.Options{Hostname: "test-fleet.azure-devices.net", Seed: 7})
+}
+
+// newWorldWith is newWorld over a simulator with these options.
+func newWorldWith(t *testing.T, opts hubsim.Options) *world {
+	t.Helper()
+	w := &world{sim: hubsim.New(opts)}
 	w.sim.SeedDemo()
 	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		if strings.HasSuffix(r.URL.Path, "/cancel") {
@@ -160,26 +165,9 @@ func (p portalSetup) environ() []string {
 // serveProcess is `hubjobs serve` running as a child process.
 type serveProcess struct {
 	cmd    *exec.Cmd
-	output *syncBuffer
+	output *testkit.Buffer
 	done   chan struct{}
 	err    error
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // startServe runs the binary's serve command and waits for /readyz 200.
@@ -187,7 +175,7 @@ func startServe(t *testing.T, p portalSetup) *serveProcess {
 	t.Helper()
 	cmd := exec.Command(hubjobsBinary(t), "serve", "--config", p.configPath)
 	cmd.Env = p.environ()
-	sp := &serveProcess{cmd: cmd, output: &syncBuffer{}, done: make(chan struct{})}
+	sp := &serveProcess{cmd: cmd, output: &testkit.Buffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = sp.output, sp.output
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -278,23 +266,29 @@ var (
 	csrfMetaRE     = regexp.MustCompile(`<meta name="csrf-token" content="([^"]+)"`)
 )
 
-// browser is a cookie-keeping HTTP client, like one browser profile. Cookies
-// are not port-scoped, so one browser shares its session between portals
-// on different 127.0.0.1 ports — like replicas behind one host name.
+// browser is a testkit browser profile that knows the portal's pages: its
+// sign-in, the CSRF token and the cancel form. One browser shares its session
+// between portals on different 127.0.0.1 ports — like replicas behind one
+// host name.
 type browser struct {
 	t      *testing.T
 	client *http.Client
 }
 
 func newBrowser(t *testing.T) *browser {
-	jar, _ := cookiejar.New(nil)
-	return &browser{t: t, client: &http.Client{Jar: jar, Timeout: 30 * time.Second}}
+	return &browser{t: t, client: testkit.NewBrowser(t)}
 }
 
 // signIn goes through the portal's login and the demo IdP's form.
 func (b *browser) signIn(portalURL, user string) {
 	b.t.Helper()
-	resp, body := b.get(portalURL + "/auth/login?next=" + url.QueryEscape("/hubs"))
+	b.signInTo(portalURL, user, "/hubs")
+}
+
+// signInTo signs in and lands on next, which the user must be allowed to see.
+func (b *browser) signInTo(portalURL, user, next string) {
+	b.t.Helper()
+	resp, body := b.get(portalURL + "/auth/login?next=" + url.QueryEscape(next))
 	m := loginRequestRE.FindStringSubmatch(body)
 	if m == nil {
 		b.t.Fatalf("no login form at %s: %s", resp.Request.URL, resp.Status)
@@ -305,7 +299,7 @@ func (b *browser) signIn(portalURL, user string) {
 	}
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || resp.Request.URL.Path != "/hubs" {
+	if resp.StatusCode != http.StatusOK || resp.Request.URL.Path != next {
 		b.t.Fatalf("sign-in as %s ended at %s with %s", user, resp.Request.URL, resp.Status)
 	}
 }
@@ -358,16 +352,6 @@ func (b *browser) cancel(ctx context.Context, portalURL, hubName, jobID, reason 
 func (b *browser) cookies(u string) []*http.Cookie {
 	parsed, _ := url.Parse(u)
 	return b.client.Jar.Cookies(parsed)
-}
-
-// skipOrFail skips a test whose infrastructure is missing, or fails it
-// when CI=true (design.md: in CI a missing database is a failure).
-func skipOrFail(t *testing.T, format string, args ...any) {
-	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatalf(format, args...)
-	}
-	t.Skipf(format, args...)
 }
 
 // portBelowEphemeralRange is a free loopback address whose port the kernel

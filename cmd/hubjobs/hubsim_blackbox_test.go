@@ -79,7 +79,7 @@ type bbHub struct {
 
 // bbStartHubsim runs `hubjobs hubsim --listen 127.0.0.1:0 ARGS…` in process
 // through run(), exactly as the binary would, and reads the connection string
-// (first stdout line, design.md) and the URL (second line) from its stdout.
+// (first stdout line, docs/contract.md) and the URL (second line) from its stdout.
 func bbStartHubsim(t *testing.T, args ...string) *bbHub {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -135,7 +135,7 @@ func bbStartHubsim(t *testing.T, args ...string) *bbHub {
 		t.Fatalf("connection string %q: SharedAccessKey is not base64: %v", connString, err)
 	}
 	if h.host == "" || h.keyName != "iothubowner" {
-		t.Fatalf("connection string %q: want HostName and SharedAccessKeyName=iothubowner (design.md)", connString)
+		t.Fatalf("connection string %q: want HostName and SharedAccessKeyName=iothubowner (docs/contract.md)", connString)
 	}
 	return h
 }

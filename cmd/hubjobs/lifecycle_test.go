@@ -13,7 +13,7 @@ import (
 	"github.com/hubjobs/hubjobs/audit"
 )
 
-// The server's own limits (security.md 5.3, case I56): what reaches the
+// The server's own limits (docs/security.md 5.3, case I56): what reaches the
 // portal at all is bounded before any handler runs.
 func TestServerLimits(t *testing.T) {
 	w := newWorld(t)

@@ -18,7 +18,10 @@ import (
 	"github.com/hubjobs/hubjobs/audit"
 	"github.com/hubjobs/hubjobs/auth"
 	"github.com/hubjobs/hubjobs/config"
+	"github.com/hubjobs/hubjobs/handlers"
 	"github.com/hubjobs/hubjobs/hub"
+	"github.com/hubjobs/hubjobs/jobs"
+	"github.com/hubjobs/hubjobs/notify"
 	"github.com/hubjobs/hubjobs/rollout"
 	"github.com/hubjobs/hubjobs/web"
 )
@@ -29,9 +32,10 @@ type portal struct {
 	logger  *slog.Logger
 	store   *audit.Store
 	web     *web.Server
+	outbox  *notify.Outbox
 	engine  *rollout.Engine // nil unless rollouts.enabled
 	handler http.Handler
-	stop    context.CancelFunc // ends background work (reconciliation)
+	stop    context.CancelFunc // ends background work (reconciliation, webhook deliveries)
 	wg      sync.WaitGroup
 }
 
@@ -71,6 +75,20 @@ func newPortal(ctx context.Context, cfg *config.Config, logger *slog.Logger, opt
 		}
 	}()
 
+	// The outbox lives beside the audit trail, so that an audited change
+	// and the notification of it commit in one transaction.
+	p.outbox, err = notify.Open(ctx, store.DB(), notify.Dialect(store.Dialect()),
+		notify.Config{PublicURL: cfg.PublicURL, Webhooks: notifyWebhooks(cfg.Notify.Webhooks)})
+	if err != nil {
+		return nil, fmt.Errorf("notifications: %w", err)
+	}
+	// One sender per process; its lease owner (host, pid, random) tells
+	// replicas apart, so each delivery is sent by one of them at a time.
+	sender, err := notify.NewSender(p.outbox, notify.SenderConfig{Logger: logger, Registerer: reg})
+	if err != nil {
+		return nil, fmt.Errorf("notifications: %w", err)
+	}
+
 	clients, err := newHubClients(cfg.Hubs, hub.NewMetrics(reg))
 	if err != nil {
 		return nil, err
@@ -101,8 +119,19 @@ func newPortal(ctx context.Context, cfg *config.Config, logger *slog.Logger, opt
 	budgets := newBudgets(cfg, clients)
 	hubs := make([]web.Hub, len(cfg.Hubs))
 	for i, h := range cfg.Hubs {
-		hubs[i] = web.Hub{Name: h.Name, Client: clients[h.Name], Operators: h.Operators, JobsOpsPerMinute: h.JobsOpsPerMinute,
-			Budget: budgets[h.Name]}
+		hubs[i] = web.Hub{Name: h.Name, Client: clients[h.Name], Operators: h.Operators, Authors: h.Authors, MaxActiveJobs: h.MaxActiveJobs,
+			JobsOpsPerMinute: h.JobsOpsPerMinute, QueriesPerMinute: h.QueriesPerMinute, Budget: budgets[h.Name]}
+	}
+	// The engine goes through the jobs service that web.New builds (with
+	// the outbox's job events); the pages need the engine first, so it is
+	// handed the service once web has made it.
+	late := &lateJobs{}
+	rollouts := handlers.RolloutsConfig{PollInterval: cfg.Rollouts.PollInterval, ApprovalOverDevices: cfg.Rollouts.ApprovalOverDevices}
+	if cfg.Rollouts.Enabled {
+		if p.engine, err = newEngine(ctx, cfg, store, p.outbox, late, budgets, logger, reg); err != nil {
+			return nil, err
+		}
+		rollouts.Engine = p.engine
 	}
 	p.web, err = web.New(web.Deps{
 		Hubs:           hubs,
@@ -114,21 +143,19 @@ func newPortal(ctx context.Context, cfg *config.Config, logger *slog.Logger, opt
 		PublicURL:      cfg.PublicURL,
 		Version:        version,
 		IdPOrigin:      originOf(cfg.OIDC.Issuer),
+		Outbox:         p.outbox,
+		Rollouts:       rollouts,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("web: %w", err)
 	}
+	late.svc = p.web.Jobs()
 	p.handler = p.web.Handler()
-
-	if cfg.Rollouts.Enabled {
-		if p.engine, err = newEngine(ctx, cfg, store, p.web, budgets, logger, reg); err != nil {
-			return nil, err
-		}
-	}
 
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
 	p.stop = stop
 	p.wg.Go(func() { p.web.Jobs().Run(bg) }) // settles cancel intents a crash left pending
+	p.wg.Go(func() { sender.Run(bg) })       // delivers the outbox; stops after its POSTs in flight
 	if p.engine != nil {
 		p.wg.Go(func() { p.engine.Run(bg) }) // drives rollouts while this replica holds the lease
 	}
@@ -155,7 +182,7 @@ func newBudgets(cfg *config.Config, clients map[string]*hub.Client) map[string]*
 // the portal is one process, so its lease owner is fixed and a restart
 // takes over at once; PostgreSQL replicas each get their own owner, and
 // one takes over from a dead one when its lease runs out.
-func newEngine(ctx context.Context, cfg *config.Config, store *audit.Store, w *web.Server,
+func newEngine(ctx context.Context, cfg *config.Config, store *audit.Store, outbox *notify.Outbox, svc rollout.JobsService,
 	budgets map[string]*hub.Budgeted, logger *slog.Logger, reg prometheus.Registerer) (*rollout.Engine, error) {
 	rstore, err := rollout.OpenStore(ctx, store.DB(), store.Dialect())
 	if err != nil {
@@ -172,7 +199,7 @@ func newEngine(ctx context.Context, cfg *config.Config, store *audit.Store, w *w
 		owner = fmt.Sprintf("%s-%d-%d", host, os.Getpid(), time.Now().UnixNano())
 	}
 	engine, err := rollout.NewEngine(rollout.EngineConfig{
-		Store: rstore, Trail: store, Jobs: w.Jobs(), Hubs: readers,
+		Store: rstore, Trail: store, Jobs: svc, Hubs: readers, Outbox: outbox,
 		PollInterval: cfg.Rollouts.PollInterval, ApprovalOverDevices: cfg.Rollouts.ApprovalOverDevices,
 		MaxActiveJobs: limits, Owner: owner, Logger: logger.With("component", "rollouts"), Registerer: reg,
 	})
@@ -180,6 +207,18 @@ func newEngine(ctx context.Context, cfg *config.Config, store *audit.Store, w *w
 		return nil, fmt.Errorf("rollouts: %w", err)
 	}
 	return engine, nil
+}
+
+// lateJobs is the portal's jobs service for the engine, set once web.New
+// has built it (before anything runs).
+type lateJobs struct{ svc *jobs.Service }
+
+func (l *lateJobs) Create(ctx context.Context, o jobs.Origin, hubName string, req hub.JobRequest, reason string) (jobs.CreateOutcome, error) {
+	return l.svc.Create(ctx, o, hubName, req, reason)
+}
+
+func (l *lateJobs) Cancel(ctx context.Context, o jobs.Origin, r jobs.CancelRequest) (jobs.Outcome, error) {
+	return l.svc.Cancel(ctx, o, r)
 }
 
 // Close stops background work and closes the audit store last, after the
@@ -192,6 +231,16 @@ func (p *portal) Close() {
 	if err := p.store.Close(); err != nil {
 		p.logger.Warn("closing the audit store", "err", err)
 	}
+}
+
+// notifyWebhooks hands the validated webhooks to notify, which keeps the
+// URL and secret to itself (it prints a webhook as its name).
+func notifyWebhooks(hooks []config.Webhook) []notify.Webhook {
+	out := make([]notify.Webhook, len(hooks))
+	for i, w := range hooks {
+		out[i] = notify.Webhook{Name: w.Name, URL: w.URL.String(), Secret: string(w.Secret), Events: w.Events, Format: w.Format}
+	}
+	return out
 }
 
 // registerProcessMetrics adds the Go runtime and process collectors.

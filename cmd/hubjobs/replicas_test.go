@@ -2,68 +2,22 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"database/sql"
-	"encoding/hex"
 	"net/http"
-	"net/http/cookiejar"
 	"net/url"
-	"os"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/hubjobs/hubjobs/audit"
 	"github.com/hubjobs/hubjobs/hub/hubsim"
+	"github.com/hubjobs/hubjobs/internal/testkit"
 )
-
-// postgresDSN is the machine's PostgreSQL (trust auth), or
-// HUBJOBS_TEST_POSTGRES.
-func postgresDSN() string {
-	if dsn := os.Getenv("HUBJOBS_TEST_POSTGRES"); dsn != "" {
-		return dsn
-	}
-	return "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-}
-
-// freshPostgresSchema returns a DSN whose search_path is a new, empty
-// schema, dropped after the test.
-func freshPostgresSchema(t *testing.T) string {
-	t.Helper()
-	admin, err := sql.Open("pgx", postgresDSN())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { admin.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	if err := admin.PingContext(ctx); err != nil {
-		skipOrFail(t, "PostgreSQL not reachable at %s: %v (start it, or set HUBJOBS_TEST_POSTGRES)", postgresDSN(), err)
-	}
-	suffix := make([]byte, 6)
-	_, _ = rand.Read(suffix)
-	schema := "hubjobs_cmd_" + hex.EncodeToString(suffix)
-	if _, err := admin.Exec(`CREATE SCHEMA ` + schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if _, err := admin.Exec(`DROP SCHEMA ` + schema + ` CASCADE`); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	u, _ := url.Parse(postgresDSN())
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
 
 // Two replicas behind no sticky sessions: whichever one a request lands on,
 // the user is the same user, a sign-out anywhere holds everywhere, and the
 // cancels of both land in one audit chain that verifies.
 func TestTwoReplicasSharePostgres(t *testing.T) {
-	dsn := freshPostgresSchema(t)
+	dsn := testkit.PostgresSchema(t, "hubjobs_cmd")
 	w := newWorld(t)
 	replicas := make([]portalSetup, 2)
 	procs := make([]*serveProcess, 2)
@@ -94,8 +48,7 @@ func TestTwoReplicasSharePostgres(t *testing.T) {
 	if err != nil || resp.StatusCode >= 400 {
 		t.Fatalf("logout on A: %v %v", err, resp)
 	}
-	replay := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	replay.Jar, _ = cookiejar.New(nil)
+	replay := testkit.NewNoRedirectBrowser(t)
 	bURL, _ := url.Parse(b)
 	replay.Jar.SetCookies(bURL, stolen)
 	resp, err = replay.Get(b + "/hubs")

@@ -20,6 +20,7 @@ import (
 	"github.com/hubjobs/hubjobs/auth/devidp"
 	"github.com/hubjobs/hubjobs/config"
 	"github.com/hubjobs/hubjobs/hub/hubsim"
+	"github.com/hubjobs/hubjobs/internal/testkit"
 )
 
 // inProcess runs a portal from setup inside the test process, stopping it at
@@ -31,7 +32,7 @@ func inProcess(t *testing.T, setup portalSetup) *portal {
 		t.Fatal(err)
 	}
 	cfg.Server.DrainDelay = 0 // no load balancer to wait for
-	var logs syncBuffer
+	var logs testkit.Buffer
 	logger := slog.New(slog.NewTextHandler(&logs, nil))
 	ctx, cancel := context.WithCancel(context.Background())
 	p, err := newPortal(ctx, cfg, logger, portalOptions{})
@@ -300,7 +301,7 @@ func TestDemo(t *testing.T) {
 	bin := hubjobsBinary(t)
 	start := time.Now()
 	cmd := exec.Command(bin, "demo", "--listen", "127.0.0.1:0")
-	var stdout, stderr syncBuffer
+	var stdout, stderr testkit.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -8,13 +8,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hubjobs/hubjobs/internal/testkit"
 )
 
 // BenchmarkSimGetJob measures GET /jobs/v2/{id} through a real HTTP server
 // on the loopback: SAS verification, state derivation for a 1500-device
 // running job, JSON encoding. Requests/s is reported as req/s.
 func BenchmarkSimGetJob(b *testing.B) {
-	clock := NewManualClock(testStart)
+	clock := testkit.NewClock(testStart)
 	sim := New(Options{Key: testKey, Clock: clock})
 	sim.SeedDemo()
 	clock.Advance(2 * time.Minute)
@@ -49,7 +51,7 @@ func BenchmarkSimGetJob(b *testing.B) {
 // BenchmarkSimGetJobInProcess is the simulator's own cost per GET, without
 // sockets: ServeHTTP into a recorder.
 func BenchmarkSimGetJobInProcess(b *testing.B) {
-	clock := NewManualClock(testStart)
+	clock := testkit.NewClock(testStart)
 	sim := New(Options{Key: testKey, Clock: clock})
 	sim.SeedDemo()
 	clock.Advance(2 * time.Minute)
@@ -71,7 +73,7 @@ func BenchmarkSimGetJobInProcess(b *testing.B) {
 // query benchmarks.
 func bigFleetSim(b *testing.B, n int) (*Sim, string) {
 	b.Helper()
-	clock := NewManualClock(testStart)
+	clock := testkit.NewClock(testStart)
 	sim := New(Options{Key: testKey, Clock: clock, Devices: n})
 	return sim, signSAS(testKey, sim.Hostname(), testStart.Add(24*time.Hour).Unix())
 }

@@ -2,6 +2,7 @@ package hubsim
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -77,32 +78,130 @@ func (s *Sim) SeedDemo() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, d := range specs {
-		spec := d.spec
-		spec.typ = typeScheduleUpdateTwin
-		if spec.method != nil {
-			spec.typ = typeScheduleDeviceMethod
-		}
-		if spec.maxExec == 0 {
-			spec.maxExec = defaultMaxExec
-		}
-		if spec.queuedFor == 0 {
-			spec.queuedFor = s.opts.QueuedPhase
-		}
-		target, err := parseCondition(spec.condition)
+		spec, err := s.complete(d.spec)
 		if err != nil {
-			panic(fmt.Sprintf("hubsim: demo job %s: %v", spec.id, err)) // a bug in the table above
+			panic(fmt.Sprintf("hubsim: demo job %s: %v", d.spec.id, err)) // a bug in the table above
 		}
-		spec.target = target
-		j := newJob(spec, s.registry, s.opts.Seed)
-		if d.cancelAfter > 0 {
-			j.cancelledAt = spec.created.Add(d.cancelAfter)
-		}
-		s.jobs[spec.id] = j
+		s.seedLocked(spec, d.cancelAfter)
 	}
 }
 
+// SeedJob is a job put on the hub as if a client had created it at
+// Created, progressing at its own pace: how a demo gives a hub a past
+// (finished jobs whose failed devices can be rerun) and a present (a job
+// running for many minutes) that fit its own registry.
+type SeedJob struct {
+	ID        string
+	Condition string // the job's queryCondition, "*" for every device
+	// Method and Payload (JSON, may be empty) make a direct-method job;
+	// otherwise Tags and/or Desired (JSON objects) make a twin update.
+	Method, Payload string
+	Tags, Desired   string
+	Created         time.Time
+	Start           time.Time     // zero: Created, as for a job that starts at once
+	MaxExecution    time.Duration // zero: the hub's default, an hour
+	Rate            float64       // devices per second; zero: Options.DeviceRate
+	// FailureRate is the share of ok devices the job fails on; fail
+	// devices fail whatever it is.
+	FailureRate float64
+}
+
+// Seed adds jobs as SeedDemo does: past the active-jobs limit, replacing
+// jobs of the same ids. Each is checked like a PUT /jobs/v2 body (id,
+// method or twin, condition grammar and length) and the first refusal is
+// returned, with nothing added.
+func (s *Sim) Seed(jobs ...SeedJob) error {
+	now := s.clock.Now()
+	specs := make([]jobSpec, len(jobs))
+	for i, sj := range jobs {
+		spec, err := sj.spec(s.opts, now)
+		if err == nil {
+			spec, err = s.complete(spec)
+		}
+		if err != nil {
+			return fmt.Errorf("hubsim: seeded job %q: %w", sj.ID, err)
+		}
+		specs[i] = spec
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, spec := range specs {
+		s.seedLocked(spec, 0)
+	}
+	return nil
+}
+
+// spec checks sj as a PUT body would be checked; a zero Created is now.
+func (sj SeedJob) spec(o Options, now time.Time) (jobSpec, error) {
+	if !validJobID(sj.ID) {
+		return jobSpec{}, errors.New("not a job id the hub accepts")
+	}
+	if sj.Created.IsZero() {
+		sj.Created = now
+	}
+	spec := jobSpec{id: sj.ID, condition: sj.Condition, created: sj.Created, start: sj.Start,
+		maxExec: int64(sj.MaxExecution / time.Second), rate: sj.Rate, failureRate: min(max(sj.FailureRate, 0), 1)}
+	if spec.rate <= 0 {
+		spec.rate = o.DeviceRate
+	}
+	if !spec.start.IsZero() {
+		spec.start = later(spec.start, spec.created) // as a PUT reads a start in the past
+	}
+	if sj.Payload != "" && !json.Valid([]byte(sj.Payload)) {
+		return jobSpec{}, errors.New("the method payload is not JSON")
+	}
+	var herr *hubError
+	if sj.Method != "" {
+		spec.method, herr = validMethod(demoMethod(sj.Method, sj.Payload), nil)
+	} else {
+		spec.twin, herr = validTwin(demoTwin(sj.Tags, sj.Desired), nil)
+	}
+	if herr != nil {
+		return jobSpec{}, errors.New(herr.text)
+	}
+	if tooLong(sj.Condition) {
+		return jobSpec{}, fmt.Errorf("queryCondition longer than %d characters", maxQueryLength)
+	}
+	return spec, nil
+}
+
+// complete gives a seeded job the defaults a PUT would get and parses its
+// condition.
+func (s *Sim) complete(spec jobSpec) (jobSpec, error) {
+	spec.typ = typeScheduleUpdateTwin
+	if spec.method != nil {
+		spec.typ = typeScheduleDeviceMethod
+	}
+	if spec.maxExec == 0 {
+		spec.maxExec = defaultMaxExec
+	}
+	if spec.queuedFor == 0 {
+		spec.queuedFor = s.opts.QueuedPhase
+	}
+	target, err := parseCondition(spec.condition)
+	if err != nil {
+		return jobSpec{}, fmt.Errorf("queryCondition: %w", err)
+	}
+	spec.target = target
+	return spec, nil
+}
+
+// seedLocked adds a completed spec, replacing a job of the same id; the
+// caller holds s.mu.
+func (s *Sim) seedLocked(spec jobSpec, cancelAfter time.Duration) {
+	j := newJob(spec, s.registry, s.opts.Seed)
+	if cancelAfter > 0 {
+		j.cancelledAt = spec.created.Add(cancelAfter)
+	}
+	s.jobs[spec.id] = j
+}
+
 func demoMethod(name, payload string) *methodSpec {
-	return &methodSpec{MethodName: name, Payload: json.RawMessage(payload), ResponseTimeoutInSeconds: 30}
+	m := &methodSpec{MethodName: name, ResponseTimeoutInSeconds: 30}
+	if payload != "" {
+		m.Payload = json.RawMessage(payload)
+	}
+	return m
 }
 
 func demoTwin(tags, desired string) *twinSpec {

@@ -1,7 +1,7 @@
 // Package hubsim is a wire-faithful simulator of Azure IoT Hub's
 // scheduled-jobs data plane (PUT/GET /jobs/v2/{id}, POST …/cancel, GET
 // /jobs/v2/query, POST /devices/query over devices.jobs), for tests, the
-// demo and benchmarks. It follows /work/shared/reference/iothub-jobs-api.md
+// demo and benchmarks. It follows docs/iothub.md
 // (the wire truth), not the swagger: bare-array query bodies, paging through
 // x-ms-* headers, a minimal 200 body on create, "cancelled" jobs but
 // "canceled" devices, both error body formats, 411 from HTTP.sys.
@@ -10,7 +10,7 @@
 // structs and its own SAS verifier, so a client bug cannot hide behind a
 // shared definition.
 //
-// Job state is a pure function of the injected Clock (see ManualClock): no
+// Job state is a pure function of the injected Clock (see Clock): no
 // goroutine runs between requests, and a test moves a job from queued to
 // completed by advancing the clock. Statistics and per-device records are
 // derived from the same per-device start and finish times, so they agree at

@@ -19,6 +19,7 @@ func FuzzWhere(f *testing.F) {
 		"*", `deviceId = 'a\'b'`, "deviceId = 'a''b'", "deviceId IN ['a','b']", "tags.x = 'y' AND tags.z = 'w'",
 		"NOT (tags.a > 1 OR properties.reported.b <= -2.5e3) AND IS_DEFINED(properties.desired.c)",
 		"tags.[[group]] NIN [0x1F, true, null, \"q\\\"\"]", `deviceId = '\u00e9'`, "deviceId IN [", "'", "tags.", "((", "1 = 1",
+		"NOT STARTSWITH(devices.tags.x, 'a\\'b') OR startswith(deviceId, \"\")", "STARTSWITH(", "STARTSWITH(deviceId, 1)",
 	} {
 		f.Add(s)
 	}

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hubjobs/hubjobs/internal/testkit"
 )
 
 var (
@@ -25,7 +27,7 @@ var (
 type harness struct {
 	t     *testing.T
 	sim   *Sim
-	clock *ManualClock
+	clock *testkit.Clock
 	url   string
 }
 
@@ -33,7 +35,7 @@ type harness struct {
 // filled in unless set) and stops it when the test ends.
 func newHarness(t *testing.T, o Options) *harness {
 	t.Helper()
-	clock := NewManualClock(testStart)
+	clock := testkit.NewClock(testStart)
 	if o.Clock == nil {
 		o.Clock = clock
 	}
@@ -52,7 +54,7 @@ func newHarness(t *testing.T, o Options) *harness {
 	return &harness{t: t, sim: sim, clock: clock, url: srv.URL}
 }
 
-// signSAS builds a token as iothub-jobs-api.md §4 describes, written here
+// signSAS builds a token as docs/iothub.md §4 describes, written here
 // from the reference and independent of the verifier under test.
 func signSAS(key []byte, resource string, expiry int64) string {
 	sr := url.QueryEscape(resource)

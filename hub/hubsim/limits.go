@@ -7,7 +7,7 @@ import (
 
 // tokenBucket is the hub's jobs-operations throttle (100/min/unit on
 // S1/S2): a bucket of perMinute tokens refilled continuously from the
-// simulator's Clock, so tests drive it with a ManualClock.
+// simulator's Clock, so tests drive it by moving their clock.
 type tokenBucket struct {
 	perMinute int
 	tokens    float64

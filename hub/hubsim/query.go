@@ -68,7 +68,8 @@ type devicesQuery struct {
 
 // twinRootKeys give single-segment projections the twin's own casing
 // (SELECT DeviceId returns "deviceId").
-var twinRootKeys = map[string]string{"deviceid": "deviceId", "status": "status", "connectionstate": "connectionState", "version": "version"}
+var twinRootKeys = map[string]string{"deviceid": "deviceId", "status": "status", "connectionstate": "connectionState", "version": "version",
+	"etag": "etag", "lastactivitytime": "lastActivityTime"}
 
 // deviceJobsFields are the devices.jobs properties a condition may test.
 var deviceJobsFields = []string{"jobId", "deviceId", "status", "jobType", "startTimeUtc", "endTimeUtc", "createdDateTimeUtc", "lastUpdatedDateTimeUtc"}

@@ -46,7 +46,7 @@ func (s *Sim) verifyAuthorization(header string, now time.Time) error {
 }
 
 // verifySAS checks "SharedAccessSignature sr=…&sig=…&se=…&skn=…" the way
-// iothub-jobs-api.md §4 describes the service: fields in any order; the
+// docs/iothub.md §4 describes the service: fields in any order; the
 // HMAC-SHA256 is recomputed over the RAW sr value as it appears in the token
 // (not a decoded or re-encoded copy) + "\n" + se; sig is URL-decoded before
 // comparison (Python leaves "/" unescaped, SDKs escape "+", "/" and "=");

@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// The test vector of iothub-jobs-api.md §4 (Go and Node agree on it).
+// The test vector of docs/iothub.md §4 (Go and Node agree on it).
 const (
 	vectorKey   = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
 	vectorHost  = "myhub.azure-devices.net"

@@ -28,7 +28,7 @@ const (
 	// OperationNotAllowedInCurrentState. The real status is unverified.
 	// 405 is chosen because every IoT Hub error number starts with its HTTP
 	// status (400001 → 400, 404002 → 404, 429004 → 429) and this code is
-	// 405102; security.md assumes 400. Options.CancelRefusedStatus lets a
+	// 405102; other sources assume 400 (docs/iothub.md §3). Options.CancelRefusedStatus lets a
 	// test run a client against either.
 	DefaultCancelRefusedStatus = http.StatusMethodNotAllowed
 )
@@ -85,7 +85,7 @@ const (
 )
 
 // Sim is a wire-faithful IoT Hub jobs endpoint: an http.Handler serving
-// the scheduled-jobs API and devices.jobs queries as iothub-jobs-api.md
+// the scheduled-jobs API and devices.jobs queries as docs/iothub.md
 // describes the real service. All state is in memory; job progress is a
 // function of Options.Clock, so no goroutine runs between requests.
 type Sim struct {
@@ -278,7 +278,7 @@ const lengthRequiredPage = `<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 4.01//EN""ht
 `
 
 // supportedAPIVersions are the api-version values the simulator accepts
-// (iothub-jobs-api.md §7); the jobs surface is the same in all three.
+// (docs/iothub.md §7); the jobs surface is the same in all three.
 var supportedAPIVersions = map[string]bool{"2021-04-12": true, "2020-09-30": true, "2024-03-31": true}
 
 // serve runs the checks every request passes, in this order: route, method,

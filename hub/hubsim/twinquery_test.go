@@ -169,7 +169,7 @@ func TestDeviceQueryRefusals(t *testing.T) {
 	tests := []struct{ sql, text string }{
 		{"SELECT * FROM devices WHERE deviceId = 'it''s'", `unexpected "s" (GROUP BY, ORDER BY and TOP are not supported) at position 44`},
 		{"SELECT * FROM devices WHERE tags.site = paris", `unknown property "paris"`},
-		{"SELECT * FROM devices WHERE STARTSWITH(deviceId, 'k')", `unknown property "STARTSWITH"`},
+		{"SELECT * FROM devices WHERE STARTS_WITH(deviceId, 'k')", `unknown property "STARTS_WITH"`}, // routing's spelling, refused by twin queries
 		{"SELECT deviceId FROM devices GROUP BY tags.site", `unexpected "GROUP"`},
 		{"SELECT TOP 5 * FROM devices", "expected *, COUNT() or a property"},
 		{"SELECT * FROM devices.modules", "expected devices or devices.jobs"},

@@ -50,13 +50,18 @@ func newDevices(entries []Device, now time.Time) []device {
 }
 
 // twinRoots are the paths a twin condition may name: deviceId, status,
-// connectionState and version alone; tags, properties.desired and
-// properties.reported followed by a property. Names match
-// case-insensitively, as the hub's do.
+// connectionState, version, etag and lastActivityTime alone;
+// capabilities.iotEdge; tags, properties.desired and
+// properties.reported followed by a property; any of them may carry the
+// collection's name in front (devices.tags.site), as the docs' examples do.
+// Names match case-insensitively, as the hub's do.
 func twinScope(path []string) string {
+	path = withoutCollection(path)
 	root := strings.ToLower(path[0])
 	switch {
-	case len(path) == 1 && slices.Contains([]string{"deviceid", "status", "connectionstate", "version"}, root):
+	case len(path) == 1 && slices.Contains([]string{"deviceid", "status", "connectionstate", "version", "etag", "lastactivitytime"}, root):
+		return ""
+	case root == "capabilities" && len(path) == 2 && strings.EqualFold(path[1], "iotEdge"):
 		return ""
 	case root == "tags" && len(path) >= 2:
 		return ""
@@ -66,8 +71,17 @@ func twinScope(path []string) string {
 	return "unknown property " + strconv.Quote(strings.Join(path, ".")) + ": use deviceId, tags.<name>, properties.desired.<name> or properties.reported.<name>"
 }
 
+// withoutCollection drops a leading "devices." from a twin path.
+func withoutCollection(path []string) []string {
+	if len(path) > 1 && strings.EqualFold(path[0], "devices") {
+		return path[1:]
+	}
+	return path
+}
+
 // value resolves a path the twinScope accepted.
 func (d *device) value(path []string) (any, bool) {
+	path = withoutCollection(path)
 	switch strings.ToLower(path[0]) {
 	case "deviceid":
 		return d.id, true
@@ -77,6 +91,12 @@ func (d *device) value(path []string) (any, bool) {
 		return "Disconnected", true
 	case "version":
 		return float64(d.version), true
+	case "etag":
+		return versionETag(d.version), true
+	case "lastactivitytime":
+		return dotNetZeroTime, true
+	case "capabilities":
+		return false, true // iotEdge: no simulated device is an edge device
 	case "tags":
 		return lookup(d.tags, path[1:])
 	}

@@ -13,12 +13,15 @@ import (
 //	and     := not { AND not }
 //	not     := NOT not | primary
 //	primary := '(' or ')' | IS_DEFINED '(' path ')'
+//	         | STARTSWITH '(' path ',' string ')'
 //	         | operand (= | != | <> | < | > | <= | >=) operand
 //	         | path (IN | NIN) '[' literal { ',' literal } ']'
 //	operand := path | literal
 //	literal := string | number | TRUE | FALSE | NULL
 //
-// Keywords are case-insensitive. Which paths exist depends on what is
+// Keywords are case-insensitive. STARTSWITH is not in the documented
+// grammar but real twin queries accept it (and refuse STARTS_WITH, the
+// routing spelling), so a client may rely on it. Which paths exist depends on what is
 // queried (twins or devices.jobs); a scope checks them while parsing, so
 // an unknown property is an error with its position, not a silent miss.
 
@@ -41,7 +44,11 @@ type (
 	orExpr      struct{ l, r expr }
 	notExpr     struct{ x expr }
 	definedExpr struct{ path pathOperand }
-	cmpExpr     struct {
+	prefixExpr  struct {
+		path   pathOperand
+		prefix string
+	}
+	cmpExpr struct {
 		op   string // canonical: = != < > <= >=
 		l, r operand
 	}
@@ -68,11 +75,22 @@ func (e orExpr) eval(d document) bool      { return e.l.eval(d) || e.r.eval(d) }
 func (e notExpr) eval(d document) bool     { return !e.x.eval(d) }
 func (e definedExpr) eval(d document) bool { _, ok := d.value(e.path); return ok }
 
+// eval is true for a string property starting with the prefix; an
+// undefined or non-string property never starts with anything.
+func (e prefixExpr) eval(d document) bool {
+	v, _ := d.value(e.path)
+	s, ok := v.(string)
+	return ok && strings.HasPrefix(s, e.prefix)
+}
+
 func (e andExpr) String() string     { return "(" + e.l.String() + " AND " + e.r.String() + ")" }
 func (e orExpr) String() string      { return "(" + e.l.String() + " OR " + e.r.String() + ")" }
 func (e notExpr) String() string     { return "NOT " + e.x.String() }
 func (e definedExpr) String() string { return "IS_DEFINED(" + e.path.String() + ")" }
-func (e cmpExpr) String() string     { return e.l.String() + " " + e.op + " " + e.r.String() }
+func (e prefixExpr) String() string {
+	return "STARTSWITH(" + e.path.String() + ", " + quoteLiteral(e.prefix) + ")"
+}
+func (e cmpExpr) String() string { return e.l.String() + " " + e.op + " " + e.r.String() }
 
 func (e inExpr) String() string {
 	items := make([]string, len(e.values))
@@ -244,7 +262,7 @@ func (p *parser) expectPunct(s string) error {
 }
 
 // reserved are the words that cannot be a property path.
-var reserved = []string{"AND", "OR", "NOT", "IN", "NIN", "IS_DEFINED", "TRUE", "FALSE", "NULL", "SELECT", "FROM", "WHERE", "AS", "COUNT", "GROUP", "BY", "TOP"}
+var reserved = []string{"AND", "OR", "NOT", "IN", "NIN", "IS_DEFINED", "STARTSWITH", "TRUE", "FALSE", "NULL", "SELECT", "FROM", "WHERE", "AS", "COUNT", "GROUP", "BY", "TOP"}
 
 func isReserved(t token) bool {
 	return slices.ContainsFunc(reserved, t.keyword)
@@ -323,6 +341,9 @@ func (p *parser) primary() (expr, error) {
 			return nil, err
 		}
 		return definedExpr{path}, p.expectPunct(")")
+	case t.keyword("STARTSWITH"):
+		p.next()
+		return p.startsWith()
 	}
 	l, err := p.operand()
 	if err != nil {
@@ -353,6 +374,25 @@ func (p *parser) primary() (expr, error) {
 		return cmpExpr{op: canonical, l: l, r: r}, nil
 	}
 	return nil, p.fail(op, "expected a comparison operator, IN or NIN, found %s", op.describe())
+}
+
+// startsWith parses the arguments of STARTSWITH: (path, 'prefix').
+func (p *parser) startsWith() (expr, error) {
+	if err := p.expectPunct("("); err != nil {
+		return nil, err
+	}
+	path, err := p.path()
+	if err != nil {
+		return nil, err
+	}
+	if err := p.expectPunct(","); err != nil {
+		return nil, err
+	}
+	t := p.next()
+	if t.kind != tokString {
+		return nil, p.fail(t, "STARTSWITH needs a string prefix, found %s", t.describe())
+	}
+	return prefixExpr{path: path, prefix: t.text}, p.expectPunct(")")
 }
 
 func (p *parser) operand() (operand, error) {

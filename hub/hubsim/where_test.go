@@ -97,6 +97,23 @@ func TestWhereGrammarMatches(t *testing.T) {
 		{"IS_DEFINED(tags.floor) and not is_defined(properties.reported.online)", []string{"d3"}},
 		{"NOT IS_DEFINED(tags.site) OR tags.site != 'paris'", []string{"d3", "it's", `q"d`}},
 		{"((deviceId = 'd1'))", []string{"d1"}},
+		// STARTSWITH: real twin queries accept it (not in the documented grammar)
+		{"STARTSWITH(deviceId, 'd')", []string{"d1", "d2", "d3"}},
+		{"startswith(tags.site, 'o\\'h')", []string{"it's"}},
+		{"STARTSWITH(deviceId, '')", all},
+		{"STARTSWITH(deviceId, 'D')", nil},                                // values are case-sensitive
+		{"STARTSWITH(tags.floor, '1')", nil},                              // a number is not a string
+		{"STARTSWITH(tags.location, 'e')", nil},                           // nor an object
+		{"NOT STARTSWITH(tags.site, 'p')", []string{"d3", "it's", `q"d`}}, // undefined never starts with anything
+		{"STARTSWITH(tags.site, 'p') AND tags.ring = 'broad'", []string{"d2"}},
+		// the collection's name in front, as the docs' examples write it
+		{"devices.deviceId = 'd1'", []string{"d1"}},
+		{"devices.tags.site = 'lyon' OR Devices.properties.reported.fw = '1.2'", []string{"d2", "d3"}},
+		// the other fields the docs call addressable, with the values SELECT * shows
+		{"capabilities.iotEdge = false", all},
+		{"devices.capabilities.iotEdge = true", nil},
+		{"etag = 'AAAAAAAAAAE='", all},
+		{"lastActivityTime < '2000-01-01'", all},
 	}
 	for _, tt := range tests {
 		if got := matching(t, fleet, tt.cond); !reflect.DeepEqual(got, tt.want) {
@@ -142,7 +159,17 @@ func TestWhereGrammarRefusals(t *testing.T) {
 		{"deviceId", "expected a comparison operator", 9},
 		{"deviceId = 'd1'; DROP", "unexpected character ';'", 16},
 		{"deviceId = 'd1' -- comment", `invalid number "-"`, 17},
-		{"STARTS_WITH(deviceId, 'x')", "unknown property", 1},
+		{"STARTS_WITH(deviceId, 'x')", "unknown property", 1}, // routing's spelling; twin queries refuse it
+		{"STARTSWITH(deviceId)", `expected ","`, 20},
+		{"STARTSWITH(deviceId, 1)", "STARTSWITH needs a string prefix", 22},
+		{"STARTSWITH(deviceId, tags.site)", "STARTSWITH needs a string prefix", 22},
+		{"STARTSWITH('a', 'a')", "expected a property", 12},
+		{"STARTSWITH(deviceId, 'a'", `expected ")"`, 25},
+		{"STARTSWITH = 'a'", `expected "("`, 12},
+		{"devices = 'x'", "unknown property", 1},
+		{"devices.twin.x = 1", "unknown property", 1},
+		{"capabilities = false", "unknown property", 1},
+		{"capabilities.other = false", "unknown property", 1},
 		{"NOT", "expected a value", 4},
 		{"tags.[[group = 'x'", "unterminated [[name]]", 6},
 		{"tags.é = 'x'", "expected a property name", 6},
@@ -170,6 +197,7 @@ func TestWherePrintRoundTrip(t *testing.T) {
 		"tags.site = 'lyon' OR tags.site = 'paris' AND NOT tags.ring <> 'canary'": "(tags.site = 'lyon' OR (tags.site = 'paris' AND NOT tags.ring != 'canary'))",
 		`deviceId IN ["it's", 'a\\b', 1.5, true, null]`:                           `deviceId IN ['it\'s', 'a\\b', 1.5, true, null]`,
 		"tags.[[group]] NIN [0x10] and is_defined(tags.[[a b]])":                  "(tags.group NIN [16] AND IS_DEFINED(tags.[[a b]]))",
+		`not startswith(devices.tags.site, "o'h")`:                                `NOT STARTSWITH(devices.tags.site, 'o\'h')`,
 	}
 	for src, want := range tests {
 		e, err := parseWhere(src, twinScope)

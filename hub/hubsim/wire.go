@@ -7,7 +7,7 @@ import (
 
 // The simulator keeps its own wire structs instead of importing package hub:
 // a field misspelt in the client must not be "confirmed" by a simulator that
-// shares the same type. Field names and order follow iothub-jobs-api.md §2.
+// shares the same type. Field names and order follow docs/iothub.md §2.
 
 // Job types and statuses as spelled on the wire.
 const (
