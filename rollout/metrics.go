@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -35,12 +36,31 @@ func newMetrics(r prometheus.Registerer) (*metrics, error) {
 	if r == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.steps, m.hubCalls, m.leader} {
-		if err := r.Register(c); err != nil {
-			return nil, errors.Join(errors.New("rollout engine metrics"), err)
-		}
+	var err error
+	if m.steps, err = registerOrReuse(r, m.steps); err != nil {
+		return nil, fmt.Errorf("rollout: register metrics: %w", err)
+	}
+	if m.hubCalls, err = registerOrReuse(r, m.hubCalls); err != nil {
+		return nil, fmt.Errorf("rollout: register metrics: %w", err)
+	}
+	if m.leader, err = registerOrReuse(r, m.leader); err != nil {
+		return nil, fmt.Errorf("rollout: register metrics: %w", err)
 	}
 	return m, nil
+}
+
+// registerOrReuse registers c with reg or, when a collector of the same type
+// is already registered under the same name, returns that one, so that two
+// engines on one registry share their series instead of failing. It is the
+// metrics rule of docs/contract.md, which says why each package has a copy.
+func registerOrReuse[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
+	err := reg.Register(c)
+	if are, ok := errors.AsType[prometheus.AlreadyRegisteredError](err); ok {
+		if existing, ok := are.ExistingCollector.(C); ok {
+			return existing, nil
+		}
+	}
+	return c, err
 }
 
 // call counts one hub call the engine asked for. Hub names are the
