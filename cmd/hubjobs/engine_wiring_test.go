@@ -26,7 +26,7 @@ func TestServeRunsTheRolloutEngine(t *testing.T) {
 		t.Fatal("rollouts.enabled built no engine")
 	}
 	spec := rollout.Spec{Hub: "prod", Type: hub.TypeScheduleDeviceMethod,
-		Method: &hub.CloudToDeviceMethod{MethodName: "reboot"}, Condition: "*", MaxExecution: time.Hour, WaitForSlot: true}
+		Method: &hub.CloudToDeviceMethod{MethodName: "reboot", ResponseTimeoutInSeconds: 30}, Condition: "*", MaxExecution: time.Hour, WaitForSlot: true}
 	origin := jobs.Origin{Actor: audit.Actor{Issuer: "https://idp", Subject: "alice", Name: "alice"}, RequestID: "r1"}
 	ro, err := p.engine.Create(context.Background(), origin, "wiring1", spec)
 	if err != nil {
