@@ -21,6 +21,8 @@ import (
 	"github.com/hubjobs/hubjobs/auth/devidp"
 	"github.com/hubjobs/hubjobs/config"
 	"github.com/hubjobs/hubjobs/hub/hubsim"
+	"github.com/hubjobs/hubjobs/jobs"
+	"github.com/hubjobs/hubjobs/rollout"
 )
 
 // The demo's fixed cast. Hub "eu" narrows who may cancel there to the admin
@@ -79,6 +81,10 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	defer p.Close()
 	if err := seedDemoHistory(ctx, p.store, world.idp.Issuer(), time.Now()); err != nil {
+		ln.Close()
+		return err
+	}
+	if err := seedDemoRollouts(ctx, p.engine, world.idp.Issuer()); err != nil {
 		ln.Close()
 		return err
 	}
@@ -293,4 +299,27 @@ var demoUserNote = map[string]string{
 	"approver": "reads, approves rollouts that others created",
 	"auditor":  "reads the audit trail",
 	"admin":    "everything, on every hub (but never approves their own rollout)",
+}
+
+// seedDemoRollouts starts the demo rollouts (demo_world.go says which
+// state each shows and why) as the demo user author, so that the demo user
+// approver may approve the gated one. The engine then drives them like any
+// other: one halts by itself a few minutes in, one waits for an approver.
+func seedDemoRollouts(ctx context.Context, engine *rollout.Engine, issuer string) error {
+	if engine == nil {
+		return nil // rollouts disabled
+	}
+	rollouts, err := demoRollouts()
+	if err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	author := audit.Actor{Issuer: issuer, Subject: "demo-author", Name: "Arthur Author",
+		Email: "author@demo.invalid", Roles: []string{"viewer", "author"}}
+	for _, r := range rollouts {
+		origin := jobs.Origin{Actor: author, ClientIP: "127.0.0.1", UserAgent: "demo", RequestID: "demo-seed-rollout-" + r.rid}
+		if _, err := engine.Create(ctx, origin, r.rid, r.spec); err != nil {
+			return fmt.Errorf("demo: starting rollout %s: %w", r.rid, err)
+		}
+	}
+	return nil
 }
