@@ -78,15 +78,7 @@ func dialectFor(dsn string, mustExist bool) (dialect, error) {
 				keepIdle(db, 16)
 				return db, nil
 			},
-			// A transaction-scoped advisory lock keyed by the schema, so
-			// replicas sharing one trail queue up and release it by
-			// committing; two trails in different schemas do not contend.
-			lock: func(ctx context.Context, tx *sql.Tx, scope string) error {
-				_, err := tx.ExecContext(ctx,
-					`SELECT pg_advisory_xact_lock(hashtextextended($1 || current_schema(), 0))`,
-					"hubjobs.audit."+scope+":")
-				return err
-			},
+			lock: postgresLock,
 		}, nil
 	}
 	return dialect{}, fmt.Errorf("%w: audit.database must start with sqlite:// or postgres://", ErrInvalid)
@@ -124,4 +116,14 @@ func sqlitePath(dsn string, mustExist bool) (string, error) {
 		return "", fmt.Errorf("%w: audit.database: %w", ErrUnavailable, err)
 	}
 	return path, f.Close()
+}
+
+// postgresLock is a transaction-scoped advisory lock keyed by the scope and
+// the schema, so replicas sharing one trail queue up and release it by
+// committing; two trails in different schemas do not contend.
+func postgresLock(ctx context.Context, tx *sql.Tx, scope string) error {
+	_, err := tx.ExecContext(ctx,
+		`SELECT pg_advisory_xact_lock(hashtextextended($1 || current_schema(), 0))`,
+		"hubjobs.audit."+scope+":")
+	return err
 }

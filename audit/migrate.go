@@ -27,8 +27,8 @@ type migration struct {
 	sql     string
 }
 
-func loadMigrations(dir string) ([]migration, error) {
-	entries, err := fs.ReadDir(migrationFiles, path.Join("migrations", dir))
+func loadMigrations(files fs.FS, dir string) ([]migration, error) {
+	entries, err := fs.ReadDir(files, path.Join("migrations", dir))
 	if err != nil {
 		return nil, err
 	}
@@ -39,7 +39,7 @@ func loadMigrations(dir string) ([]migration, error) {
 		if !ok || err != nil || v <= 0 {
 			return nil, fmt.Errorf("migration %s: name must start with a positive version and _", e.Name())
 		}
-		body, err := fs.ReadFile(migrationFiles, path.Join("migrations", dir, e.Name()))
+		body, err := fs.ReadFile(files, path.Join("migrations", dir, e.Name()))
 		if err != nil {
 			return nil, err
 		}
@@ -60,9 +60,40 @@ func loadMigrations(dir string) ([]migration, error) {
 // timeout, while another connection is writing (two processes starting on
 // a fresh file). Such a failure is retried for up to sqliteBusyWait.
 func migrate(ctx context.Context, db *sql.DB, d dialect) error {
+	return migrateSet(ctx, db, d, migrationSet{files: migrationFiles, table: "hubjobs_migrations", scope: "migrate"})
+}
+
+// migrationSet is one package's schema: its files (migrations/<dialect>/
+// NNNN_what.sql), the table recording its versions apart from every other
+// set's, and the lock scope that serialises replicas applying it.
+type migrationSet struct {
+	files        fs.FS
+	table, scope string
+}
+
+// MigrateBeside applies the schema of a package that keeps its own tables
+// in the trail's database (the rollouts, the notification outbox) by the
+// trail's own rules: one transaction, the versions recorded in
+// name_migrations apart from the trail's, a replica starting at the same
+// moment waits for the first, a busy new SQLite file is retried. files
+// holds migrations/sqlite/… and migrations/postgres/…; dialectName is
+// Store.Dialect's answer. The audit tables themselves are never touched.
+func MigrateBeside(ctx context.Context, db *sql.DB, dialectName, name string, files fs.FS) error {
+	d := dialect{name: dialectName, migrations: dialectName, lock: func(context.Context, *sql.Tx, string) error { return nil }}
+	switch dialectName {
+	case "sqlite":
+	case "postgres":
+		d.lock = postgresLock
+	default:
+		return fmt.Errorf("%w: unknown dialect %q", ErrInvalid, dialectName)
+	}
+	return migrateSet(ctx, db, d, migrationSet{files: files, table: name + "_migrations", scope: "migrate." + name})
+}
+
+func migrateSet(ctx context.Context, db *sql.DB, d dialect, set migrationSet) error {
 	deadline := time.Now().Add(sqliteBusyWait)
 	for {
-		err := migrateOnce(ctx, db, d)
+		err := migrateOnce(ctx, db, d, set)
 		if err == nil || d.name != "sqlite" || !isSQLiteBusy(err) || time.Now().After(deadline) {
 			return err
 		}
@@ -83,8 +114,8 @@ func isSQLiteBusy(err error) bool {
 	return errors.As(err, &coded) && coded.Code()&0xff == 5
 }
 
-func migrateOnce(ctx context.Context, db *sql.DB, d dialect) error {
-	ms, err := loadMigrations(d.migrations)
+func migrateOnce(ctx context.Context, db *sql.DB, d dialect, set migrationSet) error {
+	ms, err := loadMigrations(set.files, d.migrations)
 	if err != nil {
 		return err
 	}
@@ -93,17 +124,17 @@ func migrateOnce(ctx context.Context, db *sql.DB, d dialect) error {
 		return err
 	}
 	defer tx.Rollback()
-	if err := d.lock(ctx, tx, "migrate"); err != nil {
+	if err := d.lock(ctx, tx, set.scope); err != nil {
 		return err
 	}
-	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS hubjobs_migrations (
+	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS `+set.table+` (
 		version    INTEGER PRIMARY KEY,
 		name       TEXT NOT NULL,
 		applied_at TEXT NOT NULL)`); err != nil {
 		return err
 	}
 	applied := map[int]bool{}
-	rows, err := tx.QueryContext(ctx, `SELECT version FROM hubjobs_migrations`)
+	rows, err := tx.QueryContext(ctx, `SELECT version FROM `+set.table)
 	if err != nil {
 		return err
 	}
@@ -127,7 +158,7 @@ func migrateOnce(ctx context.Context, db *sql.DB, d dialect) error {
 			return fmt.Errorf("%s: %w", m.name, err)
 		}
 		if _, err := tx.ExecContext(ctx,
-			`INSERT INTO hubjobs_migrations (version, name, applied_at) VALUES ($1, $2, $3)`,
+			`INSERT INTO `+set.table+` (version, name, applied_at) VALUES ($1, $2, $3)`,
 			m.version, m.name, time.Now().UTC().Format(time.RFC3339)); err != nil {
 			return err
 		}

@@ -94,7 +94,7 @@ func TestOpen_MigrationsIdempotentAndConcurrent(t *testing.T) {
 		if err := rawDB(t, dsn).QueryRow(`SELECT count(*) FROM hubjobs_migrations`).Scan(&n); err != nil {
 			t.Fatal(err)
 		}
-		ms, err := loadMigrations(b.name)
+		ms, err := loadMigrations(migrationFiles, b.name)
 		if err != nil {
 			t.Fatal(err)
 		}

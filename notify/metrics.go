@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/hubjobs/hubjobs/internal/promreg"
 )
 
 // senderMetrics is nil without a Registerer; its methods accept a nil
@@ -35,27 +37,13 @@ func newSenderMetrics(r prometheus.Registerer) (*senderMetrics, error) {
 		}),
 	}
 	var errs [3]error
-	m.deliveries, errs[0] = registerOrReuse(r, m.deliveries)
-	m.pending, errs[1] = registerOrReuse(r, m.pending)
-	m.oldest, errs[2] = registerOrReuse(r, m.oldest)
+	m.deliveries, errs[0] = promreg.RegisterOrReuse(r, m.deliveries)
+	m.pending, errs[1] = promreg.RegisterOrReuse(r, m.pending)
+	m.oldest, errs[2] = promreg.RegisterOrReuse(r, m.oldest)
 	if err := errors.Join(errs[:]...); err != nil {
 		return nil, fmt.Errorf("notify: register metrics: %w", err)
 	}
 	return m, nil
-}
-
-// registerOrReuse registers c with reg or, when a collector of the same type
-// is already registered under the same name, returns that one, so that two
-// instances on one registry share their series instead of failing. It is the
-// metrics rule of docs/contract.md, which says why each package has a copy.
-func registerOrReuse[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	err := reg.Register(c)
-	if are, ok := errors.AsType[prometheus.AlreadyRegisteredError](err); ok {
-		if existing, ok := are.ExistingCollector.(C); ok {
-			return existing, nil
-		}
-	}
-	return c, err
 }
 
 var outcomeLabel = map[Status]string{Delivered: "delivered", Pending: "retried", Failed: "failed"}

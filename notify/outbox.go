@@ -79,7 +79,7 @@ func Open(ctx context.Context, db *sql.DB, dialect Dialect, cfg Config) (*Outbox
 		o.webhooks[w.Name] = w
 		o.order = append(o.order, w.Name)
 	}
-	if err := migrate(ctx, db, dialect); err != nil {
+	if err := migrate(ctx, db, string(dialect)); err != nil {
 		return nil, fmt.Errorf("notify: migrate %s: %w", dialect, err)
 	}
 	return o, nil

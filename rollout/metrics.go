@@ -1,10 +1,11 @@
 package rollout
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/hubjobs/hubjobs/internal/promreg"
 
 	"github.com/hubjobs/hubjobs/hub"
 )
@@ -37,30 +38,16 @@ func newMetrics(r prometheus.Registerer) (*metrics, error) {
 		return m, nil
 	}
 	var err error
-	if m.steps, err = registerOrReuse(r, m.steps); err != nil {
+	if m.steps, err = promreg.RegisterOrReuse(r, m.steps); err != nil {
 		return nil, fmt.Errorf("rollout: register metrics: %w", err)
 	}
-	if m.hubCalls, err = registerOrReuse(r, m.hubCalls); err != nil {
+	if m.hubCalls, err = promreg.RegisterOrReuse(r, m.hubCalls); err != nil {
 		return nil, fmt.Errorf("rollout: register metrics: %w", err)
 	}
-	if m.leader, err = registerOrReuse(r, m.leader); err != nil {
+	if m.leader, err = promreg.RegisterOrReuse(r, m.leader); err != nil {
 		return nil, fmt.Errorf("rollout: register metrics: %w", err)
 	}
 	return m, nil
-}
-
-// registerOrReuse registers c with reg or, when a collector of the same type
-// is already registered under the same name, returns that one, so that two
-// engines on one registry share their series instead of failing. It is the
-// metrics rule of docs/contract.md, which says why each package has a copy.
-func registerOrReuse[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	err := reg.Register(c)
-	if are, ok := errors.AsType[prometheus.AlreadyRegisteredError](err); ok {
-		if existing, ok := are.ExistingCollector.(C); ok {
-			return existing, nil
-		}
-	}
-	return c, err
 }
 
 // call counts one hub call the engine asked for. Hub names are the

@@ -22,6 +22,8 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/hubjobs/hubjobs/internal/promreg"
+
 	"github.com/hubjobs/hubjobs/handlers"
 	"github.com/hubjobs/hubjobs/static"
 )
@@ -190,26 +192,12 @@ func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}}, []string{"route", "method"}),
 	}
 	var errs [2]error
-	m.requests, errs[0] = registerOrReuse(reg, m.requests)
-	m.duration, errs[1] = registerOrReuse(reg, m.duration)
+	m.requests, errs[0] = promreg.RegisterOrReuse(reg, m.requests)
+	m.duration, errs[1] = promreg.RegisterOrReuse(reg, m.duration)
 	if err := errors.Join(errs[:]...); err != nil {
 		return nil, fmt.Errorf("web: register metrics: %w", err)
 	}
 	return m, nil
-}
-
-// registerOrReuse registers c with reg or, when a collector of the same type
-// is already registered under the same name, returns that one, so that two
-// instances on one registry share their series instead of failing. It is the
-// metrics rule of docs/contract.md, which says why each package has a copy.
-func registerOrReuse[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	err := reg.Register(c)
-	if are, ok := errors.AsType[prometheus.AlreadyRegisteredError](err); ok {
-		if existing, ok := are.ExistingCollector.(C); ok {
-			return existing, nil
-		}
-	}
-	return c, err
 }
 
 // observe records metrics and the access log. It runs the error handler

@@ -203,7 +203,8 @@ server:
 
 var demoHubLimits = fmt.Sprintf(`
     max_active_jobs: %d
-    queries_per_minute: %d`, demoMaxActiveJobs, demoQueriesPerMinute)
+    jobs_ops_per_minute: %d
+    queries_per_minute: %d`, demoMaxActiveJobs, demoJobsOpsPerMinute, demoQueriesPerMinute)
 
 // demoConfig fills demoConfigFile's variables from the demo world. The
 // process environment plays no part: the demo runs the same everywhere.

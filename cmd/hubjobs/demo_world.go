@@ -95,6 +95,10 @@ var (
 const (
 	demoMaxActiveJobs    = hubsim.DefaultMaxActiveJobs // an S3 hub's 10
 	demoQueriesPerMinute = 120
+	// demoJobsOpsPerMinute is an S3 unit's share, like its active-job
+	// limit: five rollouts start with the demo and six users may click
+	// around at once, which an S1 unit's 100 a minute would not carry.
+	demoJobsOpsPerMinute = 1000
 	// demoDeviceRate is slower than the simulator's default so that a wave
 	// of a hundred devices stays "running" for close to a minute.
 	demoDeviceRate = 2.0
