@@ -157,7 +157,28 @@ func (h *Handlers) authoredUnstarted(c echo.Context, u *auth.User, hb *Hub) bool
 		return false
 	}
 	r, err := h.ro.Engine.Get(c.Request().Context(), hb.Name, rid)
-	return err == nil && isAuthor(u, r.Author) && r.Status.State == rollout.Planned
+	return err == nil && isAuthor(u, r.Author) && nothingSent(r)
+}
+
+// nothingSent reports whether no hub job of r has been created yet: the
+// rollout is planned, or waits for its start time or a free active-job
+// slot. Its author may then withdraw it; once a job exists, halting it is
+// an operator's decision.
+func nothingSent(r *rollout.Rollout) bool {
+	switch {
+	case r.Status.State == rollout.Planned:
+		return true
+	case r.Status.State.Final():
+		return false
+	}
+	for _, w := range r.Waves {
+		for _, j := range w.Jobs {
+			if j.State != "pending" && j.State != "" {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // isAuthor matches a person to a rollout's author by issuer and subject,

@@ -152,10 +152,12 @@ func (h *Handlers) rolloutView(c echo.Context, hb *Hub, r *rollout.Rollout) view
 		CSRFToken: auth.CSRFToken(c.Request().Context()), Now: h.now()}
 	if st.State == rollout.Halted {
 		m.Halted = haltedText(r)
-		m.CanContinue = mayAuthor(u, hb)
+		// Only a rollout of several waves froze its devices, so only it
+		// knows which it never reached.
+		m.CanContinue = len(r.Waves) > 1 && mayAuthor(u, hb)
 	}
 	author := isAuthor(u, r.Author)
-	m.CanHalt = !m.Final && mayHalt(u, hb, author && st.State == rollout.Planned)
+	m.CanHalt = !m.Final && mayHalt(u, hb, author && nothingSent(r))
 	if st.State == rollout.AwaitingApproval && u.Can(auth.RoleApprover) {
 		m.CanApprove = !author
 		if author {

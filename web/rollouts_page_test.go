@@ -148,6 +148,11 @@ func TestRolloutHaltAndApproveRefusals(t *testing.T) {
 	planned := seeded(actorOf(p, authorU))
 	planned.ID, planned.Status = "waiting", rollout.Status{State: rollout.Planned}
 	fake.put(planned)
+	// A one-wave rollout waiting for a free slot: running, but its job not sent.
+	slot := seeded(actorOf(p, authorU))
+	slot.ID, slot.Status = "slotwait", rollout.Status{State: rollout.Running, Wave: 1}
+	slot.Waves = []rollout.WaveRecord{{Number: 1, Size: 10, Jobs: []rollout.JobRecord{{ID: "hj-slotwait-w1-1", Devices: 10, State: "pending"}}}}
+	fake.put(slot)
 	for _, tc := range []struct {
 		u      *user
 		path   string
@@ -157,7 +162,8 @@ func TestRolloutHaltAndApproveRefusals(t *testing.T) {
 		{authorU, "/hubs/prod/rollouts/r2d2/halt", http.StatusForbidden}, // started: operators only
 		{approverU, "/hubs/prod/rollouts/r2d2/halt", http.StatusForbidden},
 		{operatorU, "/hubs/prod/rollouts/r2d2/approve", http.StatusForbidden},
-		{authorU, "/hubs/prod/rollouts/waiting/halt", http.StatusOK}, // the author withdraws a wait
+		{authorU, "/hubs/prod/rollouts/waiting/halt", http.StatusOK},  // the author withdraws a wait
+		{authorU, "/hubs/prod/rollouts/slotwait/halt", http.StatusOK}, // … also a wait for a free slot
 		{viewerU, "/hubs/prod/rollouts/nope/halt", http.StatusForbidden},
 		{operatorU, "/hubs/prod/rollouts/nope/halt", http.StatusNotFound},
 		{operatorU, "/hubs/prod/rollouts/BAD/halt", http.StatusBadRequest},
