@@ -63,9 +63,9 @@ type firstLoad struct {
 	pageBytes, assetBytes int
 	assets, thirdParty    int
 	gzipped               bool // the portal compressed the page itself
-	// pageProxyGzip is the page as a gzip-ing reverse proxy in front of the
-	// portal would send it (the portal does not compress HTML on purpose:
-	// BREACH), compressed here at gzip's default level.
+	// pageProxyGzip is the page compressed here at gzip's default level: what
+	// a gzip-ing reverse proxy would send for a request the portal itself
+	// leaves uncompressed (one another site started: the BREACH guard).
 	pageProxyGzip int
 }
 
