@@ -159,6 +159,9 @@ func TestAuthorCreatesJobFromCopyAndLandsOnRunningJob(t *testing.T) {
 	if got := b.value("#f-method"); got != "reboot" {
 		t.Errorf("the copy's method is %q, want reboot", got)
 	}
+	if got := b.value("#f-max_execution"); got != "1h" {
+		t.Errorf("the copy's maximum execution time reads %q, want 1h as the source job had", got)
+	}
 	if notice := b.text("#form-notice"); !strings.Contains(notice, source) {
 		t.Errorf("the form's notice %q does not name the source job", notice)
 	}
