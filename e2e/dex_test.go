@@ -26,7 +26,11 @@ var (
 	dexViewer   = dexUser{"view", "view-password", "view@example.com", []string{"jobs-viewers"}}
 	dexAuditor  = dexUser{"audit", "audit-password", "audit@example.com", []string{"jobs-auditors"}}
 	dexNobody   = dexUser{"nobody", "nobody-password", "nobody@example.com", []string{"marketing"}}
-	dexUsers    = []dexUser{dexOperator, dexViewer, dexAuditor, dexNobody}
+	// The author may approve too, so that only the rule "never your own
+	// rollout" keeps them from approving what they wrote.
+	dexAuthor   = dexUser{"author", "author-password", "author@example.com", []string{"jobs-authors", "jobs-approvers"}}
+	dexApprover = dexUser{"approver", "approver-password", "approver@example.com", []string{"jobs-approvers"}}
+	dexUsers    = []dexUser{dexOperator, dexViewer, dexAuditor, dexNobody, dexAuthor, dexApprover}
 )
 
 // dexPasswordHashes are made once per test binary at run time (bcrypt cost

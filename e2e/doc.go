@@ -16,7 +16,8 @@
 //	CI=true           a missing browser or Dex fails the tests instead of
 //	                  skipping them
 //
-// Screenshots (job list, job pages, the cancel dialog) and, for a failed
+// Screenshots (job list, job pages, the cancel dialog, the New job form's
+// plan, a rollout awaiting approval and halted) and, for a failed
 // test, the logs of every process it started and the page it was on are
 // written to e2e/artifacts/<Test>/ (git-ignored, emptied at each run).
 //
@@ -30,6 +31,10 @@
 //	TestOperatorCancelsScheduledJobThroughDialog             ~5 s (two cancels)
 //	TestRunningJobExplainsWhyItCannotBeCancelled             ~2.5 s
 //	TestViewerSeesNoCancelControl                            ~2.5 s
+//	TestAuthorCreatesJobFromCopyAndLandsOnRunningJob         ~15 s: the source
+//	                                                         job runs ~4 s first
+//	TestApproverApprovesWaveAndOperatorHaltsRollout          ~29 s: three waves,
+//	                                                         an 8 s bake paid twice
 //	BenchmarkSignInRoundTripDex (go test -bench, no browser) ~85 ms/op
 //
 // The first test also pays for building hubjobs (3–15 s, more when cold).

@@ -24,6 +24,16 @@ type simOptions struct {
 	DeviceRate    float64 // devices per second per running job (--device-rate); 0 = default
 	MaxActiveJobs int     // --max-active-jobs; 0 = default
 	Seed          bool    // --seed: demo jobs in every state
+	// Registry replaces the generated fleet with exactly these devices
+	// (--registry, written to a file for the simulator).
+	Registry []simDevice
+}
+
+// simDevice is one entry of a --registry file (hub/hubsim/README.md).
+type simDevice struct {
+	DeviceID  string            `json:"deviceId"`
+	Tags      map[string]string `json:"tags,omitempty"`
+	Behaviour string            `json:"behaviour,omitempty"` // ok (default), fail, unhealthy
 }
 
 // simHub is a running `hubjobs hubsim` and a hub client for arranging jobs
@@ -50,6 +60,17 @@ func startHubsim(t testing.TB, o simOptions) *simHub {
 	}
 	if o.Seed {
 		args = append(args, "--seed")
+	}
+	if len(o.Registry) > 0 {
+		b, err := json.Marshal(o.Registry)
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(t.TempDir(), "registry.json")
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		args = append(args, "--registry", path)
 	}
 	p := startProcess(t, "hubsim", binary(t), args...)
 	s := &simHub{
@@ -189,18 +210,42 @@ type serveConfig struct {
 	Server struct {
 		DrainDelay string `yaml:"drain_delay"`
 	} `yaml:"server"`
+	Rollouts *serveRollouts `yaml:"rollouts,omitempty"`
+}
+
+// serveRollouts is the config's rollouts section; unset keys keep their
+// defaults.
+type serveRollouts struct {
+	PollInterval string `yaml:"poll_interval,omitempty"`
+}
+
+// portalOptions are what a test changes in the portal's own config.
+type portalOptions struct {
+	// RolloutPoll is rollouts.poll_interval (0: the default, 15 s). Tests
+	// that watch a rollout move set it to 1 s, the smallest allowed.
+	RolloutPoll time.Duration
+	// JobsOpsPerMinute is the hub's jobs_ops_per_minute (0: the default,
+	// 100), of which the engine spends rollouts.max_share_of_budget.
+	JobsOpsPerMinute int
 }
 
 type serveHub struct {
 	Name             string `yaml:"name"`
 	ConnectionString string `yaml:"connection_string"`
 	Endpoint         string `yaml:"endpoint"`
+	JobsOpsPerMinute int    `yaml:"jobs_ops_per_minute,omitempty"`
 }
 
 // startServeStack starts the simulator, then Dex (whose client needs the
 // portal's callback URL), then `hubjobs serve` with a config naming both,
 // and returns once /readyz answers 200 (the IdP is discovered).
 func startServeStack(t testing.TB, o simOptions) *serveStack {
+	t.Helper()
+	return startServeStackWith(t, o, portalOptions{})
+}
+
+// startServeStackWith is startServeStack with portal options.
+func startServeStackWith(t testing.TB, o simOptions, po portalOptions) *serveStack {
 	t.Helper()
 	dexBinary(t) // skip or fail before starting anything
 	port := freePort(t)
@@ -221,14 +266,19 @@ func startServeStack(t testing.TB, o simOptions) *serveStack {
 		"viewer":   {"jobs-viewers"},
 		"operator": {"jobs-operators"},
 		"auditor":  {"jobs-auditors"},
+		"author":   {"jobs-authors"},
+		"approver": {"jobs-approvers"},
 		"admin":    {},
 	}
-	c.Hubs = []serveHub{{Name: hubName, ConnectionString: sim.ConnectionString, Endpoint: sim.Endpoint}}
+	c.Hubs = []serveHub{{Name: hubName, ConnectionString: sim.ConnectionString, Endpoint: sim.Endpoint, JobsOpsPerMinute: po.JobsOpsPerMinute}}
 	dir := t.TempDir()
 	c.Audit.Database = "sqlite://" + filepath.Join(dir, "audit.db")
 	// No load balancer to drain: stop at once when the test ends (the
 	// default 5 s drain would be paid by every test).
 	c.Server.DrainDelay = "0s"
+	if po.RolloutPoll > 0 {
+		c.Rollouts = &serveRollouts{PollInterval: po.RolloutPoll.String()}
+	}
 	b, err := yaml.Marshal(&c)
 	if err != nil {
 		t.Fatal(err)

@@ -188,7 +188,7 @@ func (h *Handlers) fromRollout(c echo.Context, hb *Hub, rid string) (rollout.Dra
 func draftOf(j *hub.Job) rollout.Draft {
 	d := rollout.Draft{Condition: j.QueryCondition, Waves: "100%"}
 	if j.MaxExecutionTimeInSeconds > 0 {
-		d.MaxExecution = (time.Duration(j.MaxExecutionTimeInSeconds) * time.Second).String()
+		d.MaxExecution = durationText(time.Duration(j.MaxExecutionTimeInSeconds) * time.Second)
 	}
 	fillChange(&d, j.CloudToDeviceMethod, j.UpdateTwin)
 	return d
@@ -196,11 +196,11 @@ func draftOf(j *hub.Job) rollout.Draft {
 
 // draftOfSpec is the form for a spec (its change, rules and timing).
 func draftOfSpec(s rollout.Spec) rollout.Draft {
-	d := rollout.Draft{Condition: s.Condition, MaxExecution: s.MaxExecution.String(), Waves: s.Waves.String(),
+	d := rollout.Draft{Condition: s.Condition, MaxExecution: durationText(s.MaxExecution), Waves: s.Waves.String(),
 		Failures: thresholdText(s.Rules.Failures), Scope: string(s.Rules.Scope), HealthQuery: s.Rules.HealthQuery,
 		HealthThreshold: thresholdText(s.Rules.Health)}
 	if s.Bake > 0 {
-		d.Bake = s.Bake.String()
+		d.Bake = durationText(s.Bake)
 	}
 	if s.Rules.MinFinished > 0 {
 		d.MinFinished = strconv.Itoa(s.Rules.MinFinished)
@@ -212,6 +212,19 @@ func draftOfSpec(s rollout.Spec) rollout.Draft {
 	d.ApprovalWaves = strings.Join(waves, ",")
 	fillChange(&d, s.Method, s.Twin)
 	return d
+}
+
+// durationText is a duration as a person writes it in the form ("1h",
+// "1h30m", "90s" stays "1m30s"), not Go's "1h0m0s"; the form parses both.
+func durationText(d time.Duration) string {
+	text := d.String()
+	if t, ok := strings.CutSuffix(text, "m0s"); ok {
+		text = t + "m"
+	}
+	if t, ok := strings.CutSuffix(text, "h0m"); ok {
+		text = t + "h"
+	}
+	return text
 }
 
 // thresholdText is a threshold as the form takes it ("5%", "10").
