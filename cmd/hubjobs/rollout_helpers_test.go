@@ -249,14 +249,14 @@ func rolloutIdP(t *testing.T) *devidp.Server {
 
 // rolloutConfig is what a rollout check sets in the portal's config.
 type rolloutConfig struct {
-	database         string // audit.database; "" = a fresh SQLite file
-	maxActiveJobs    int    // hubs[0].max_active_jobs; 0 = 1 (S1)
+	database      string // audit.database; "" = a fresh SQLite file
+	maxActiveJobs int    // hubs[0].max_active_jobs; 0 = 1 (S1)
 	// jobsOpsPerMinute is 600 when 0: with a 1 s poll the engine reads
 	// more than half of the default 100 a minute (three job queries per
 	// slot count, one read per running job), and a share that reads
 	// spend leaves its creates refused (see TestRolloutBlackboxEngineStaysWithinItsShare).
 	jobsOpsPerMinute int
-	queriesPerMin    int    // 0 = 6000: planning is not what most checks measure
+	queriesPerMin    int // 0 = 6000: planning is not what most checks measure
 	share            float64
 	listen           string // "" = a free port
 }
