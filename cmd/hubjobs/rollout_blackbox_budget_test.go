@@ -37,6 +37,13 @@ func mostInAMinute(calls []hubCall) int {
 // share of a minute plus its share of the burst, the hub never throttles
 // it, and the portal's own count of the engine's spent tokens agrees
 // with the hub's count (no call by anyone else crept in).
+//
+// The rollout need not finish in the window, and at these numbers it does
+// not: once a wave's first job is done, counting the hub's active jobs
+// (three job queries, one per status, every two polls) takes every token
+// the share earns, so the create of the wave's next job is refused by the
+// budget at each poll, and audited each time. That is a defect of the
+// engine's pacing, not of the cap this test checks.
 func TestRolloutBlackboxEngineStaysWithinItsShare(t *testing.T) {
 	t.Parallel()
 	const jobsPerMin, queriesPerMin, share = 120, 20, 0.5

@@ -254,7 +254,7 @@ type rolloutConfig struct {
 	// jobsOpsPerMinute is 600 when 0: with a 1 s poll the engine reads
 	// more than half of the default 100 a minute (three job queries per
 	// slot count, one read per running job), and a share that reads
-	// spend leaves its creates refused (see TestRolloutBlackboxEngineStaysWithinItsShare).
+	// spend leaves its creates refused (TestRolloutBlackboxEngineStaysWithinItsShare).
 	jobsOpsPerMinute int
 	queriesPerMin    int // 0 = 6000: planning is not what most checks measure
 	share            float64
