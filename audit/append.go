@@ -114,7 +114,7 @@ func (s *Store) appendSerialised(ctx context.Context, e Entry, unlessSettled boo
 		return Entry{}, unavailable("append: lock chain", err)
 	}
 	if unlessSettled {
-		settled, err := hasOutcome(ctx, tx, e.RequestID)
+		settled, err := hasOutcome(ctx, tx, e.Action, e.RequestID)
 		if err != nil {
 			return Entry{}, unavailable("append: check outcome", err)
 		}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -103,29 +104,45 @@ func escapeLike(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
 }
 
-// PendingIntents are job.cancel.intent entries with no outcome sharing their
-// RequestID, oldest first: cancels interrupted between the intent and the
-// outcome (a crash, a kill -9).
+// PendingIntents are job.cancel.intent and job.create.intent entries with
+// no outcome of their kind sharing their RequestID, oldest first: cancels
+// and creates interrupted between the intent and the outcome (a crash, a
+// kill -9).
 func (s *Store) PendingIntents(ctx context.Context) ([]Entry, error) {
 	return s.query(ctx, "pending intents", `SELECT `+entryColumns+` FROM audit_entries i
-		WHERE action = $1 AND NOT EXISTS (
-			SELECT 1 FROM audit_entries o WHERE o.request_id = i.request_id AND o.action IN (`+outcomeList+`))
-		ORDER BY seq`, string(JobCancelIntent))
+		WHERE (action = $1 AND NOT EXISTS (
+			SELECT 1 FROM audit_entries o WHERE o.request_id = i.request_id AND o.action IN (`+cancelOutcomeList+`)))
+		OR (action = $2 AND NOT EXISTS (
+			SELECT 1 FROM audit_entries o WHERE o.request_id = i.request_id AND o.action IN (`+createOutcomeList+`)))
+		ORDER BY seq`, string(JobCancelIntent), string(JobCreateIntent))
 }
 
-// outcomeList is cancelOutcomes as SQL string literals (constants, no input).
-var outcomeList = func() string {
-	quoted := make([]string, len(cancelOutcomes))
-	for i, a := range cancelOutcomes {
+// createOutcomes are the actions that settle a job.create.intent sharing
+// their RequestID (reconciliation writes succeeded or refused).
+var createOutcomes = []Action{JobCreateSucceeded, JobCreateRefused, JobCreateUnknown}
+
+// cancelOutcomeList and createOutcomeList are the outcome lists as SQL
+// string literals (constants, no input).
+var cancelOutcomeList, createOutcomeList = sqlList(cancelOutcomes), sqlList(createOutcomes)
+
+func sqlList(actions []Action) string {
+	quoted := make([]string, len(actions))
+	for i, a := range actions {
 		quoted[i] = "'" + string(a) + "'"
 	}
 	return strings.Join(quoted, ", ")
-}()
+}
 
-func hasOutcome(ctx context.Context, tx *sql.Tx, requestID string) (bool, error) {
+// hasOutcome reports whether requestID already has an outcome of the same
+// kind (create or cancel) as outcome, the one about to be written.
+func hasOutcome(ctx context.Context, tx *sql.Tx, outcome Action, requestID string) (bool, error) {
+	list := cancelOutcomeList
+	if slices.Contains(createOutcomes, outcome) {
+		list = createOutcomeList
+	}
 	var n int
 	err := tx.QueryRowContext(ctx, `SELECT count(*) FROM audit_entries
-		WHERE request_id = $1 AND action IN (`+outcomeList+`)`, requestID).Scan(&n)
+		WHERE request_id = $1 AND action IN (`+list+`)`, requestID).Scan(&n)
 	return n > 0, err
 }
 
@@ -154,13 +171,21 @@ func (s *Store) query(ctx context.Context, op, q string, args ...any) ([]Entry, 
 // budget), so an intent older than this has lost its outcome for good.
 const inFlightGrace = 2 * time.Minute
 
-// StatusLookup reads a job's current status from its hub, for Reconcile.
+// StatusLookup reads a job's current status from its hub, for Reconcile:
+// StatusNotFound when the hub has no such job.
 type StatusLookup func(ctx context.Context, hub, jobID string) (status string, err error)
 
+// StatusNotFound is the status a StatusLookup reports for a job the hub
+// does not have: a create intent with it was not created.
+const StatusNotFound = "not_found"
+
 // Reconcile settles every pending intent older than the reconcile grace
-// (WithReconcileGrace) by looking the job up and appending a
-// job.cancel.reconciled outcome with Result = the status seen, sharing the
-// intent's RequestID, Hub, JobID and Actor. It returns how many it settled.
+// (WithReconcileGrace) by looking the job up and appending an outcome
+// sharing the intent's RequestID, Hub, JobID and Actor: for a cancel,
+// job.cancel.reconciled with Result = the status seen; for a create,
+// job.create.succeeded "reconciled: created" when the job exists, else
+// job.create.refused "reconciled: not created". It returns how many it
+// settled.
 //
 // When a lookup fails the intent stays pending — writing an outcome would
 // claim a knowledge nobody has — and the failures come back joined in the
@@ -188,9 +213,10 @@ func (s *Store) Reconcile(ctx context.Context, lookup StatusLookup) (int, error)
 				intent.Seq, intent.Hub, intent.JobID, err))
 			continue
 		}
+		action, result := reconciled(intent.Action, status)
 		_, err = s.append(ctx, Entry{
-			Action:    JobCancelReconciled,
-			Result:    status,
+			Action:    action,
+			Result:    result,
 			Actor:     intent.Actor,
 			RequestID: intent.RequestID,
 			Hub:       intent.Hub,
@@ -205,4 +231,16 @@ func (s *Store) Reconcile(ctx context.Context, lookup StatusLookup) (int, error)
 		}
 	}
 	return settled, errors.Join(lookupErrs...)
+}
+
+// reconciled is the outcome reconciliation writes for an intent, given the
+// job's status as the hub says it now.
+func reconciled(intent Action, status string) (Action, string) {
+	switch {
+	case intent != JobCreateIntent:
+		return JobCancelReconciled, status
+	case status == StatusNotFound:
+		return JobCreateRefused, "reconciled: not created"
+	}
+	return JobCreateSucceeded, "reconciled: created"
 }

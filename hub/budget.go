@@ -326,7 +326,7 @@ func (b *Budgeted) admit(ctx context.Context, op string, kind bucketKind, write 
 		b.observeBudget(ctx, kind, budgetRefusedShare)
 		return b.budgetError(op, own, now, 0, true)
 	}
-	l, floor := b.bucketFor(kind, write)
+	l, floor := b.bucketFor(ctx, kind, write)
 	if !take(l, now, floor) {
 		b.observeBudget(ctx, kind, budgetRefused)
 		return b.budgetError(op, l, now, floor, false)
@@ -336,11 +336,17 @@ func (b *Budgeted) admit(ctx context.Context, op string, kind bucketKind, write 
 	return nil
 }
 
-func (b *Budgeted) bucketFor(kind bucketKind, write bool) (*rate.Limiter, float64) {
+// bucketFor is the bucket a call spends and the tokens it must leave in
+// it. The jobs bucket's write reserve is for people: a person's write (or
+// read for a write) may take it, while background work with a configured
+// share (BudgetConfig.CallerShares) leaves it even for its creates and
+// cancels, so the engine can never take the tokens kept for a person's
+// cancel.
+func (b *Budgeted) bucketFor(ctx context.Context, kind bucketKind, write bool) (*rate.Limiter, float64) {
 	if kind == bucketQueries {
 		return b.queries, 0
 	}
-	if write {
+	if write && !b.callers.configured(callerOf(ctx)) {
 		return b.jobs, 0
 	}
 	return b.jobs, b.jobsReadFloor

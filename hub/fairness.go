@@ -50,7 +50,8 @@ func WithCaller(ctx context.Context, key string) context.Context {
 // cancel makes before it is sent: they may spend the tokens the budget
 // keeps back from reads for writes, and a person's own allowance does not
 // apply (a cancel is never refused because its author was reading). A
-// caller with a configured share (background work) stays within it.
+// caller with a configured share (background work) stays within it and
+// leaves the reserve, which is for people.
 // Use it only on the write path: reads that merely display use plain ctx.
 func ForWrite(ctx context.Context) context.Context {
 	return context.WithValue(ctx, forWriteKey{}, true)

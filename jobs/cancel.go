@@ -124,7 +124,9 @@ func outcomeAction(k CancelKind) audit.Action {
 // spending a cancel on the hub, and gives the device count the typed
 // confirmation depends on.
 func (s *Service) cancel(ctx context.Context, h HubJobs, origin Origin, r CancelRequest) (Outcome, string) {
-	fresh, err := reRead(ctx, h, r.JobID)
+	// ForWrite: the re-read may spend the tokens the budget keeps for
+	// writes, and a person's own read allowance does not apply to it.
+	fresh, err := h.GetJob(hub.ForWrite(ctx), r.JobID)
 	if err != nil {
 		return Outcome{Kind: NotAttempted, Err: err}, "not attempted: " + err.Error()
 	}
@@ -152,20 +154,6 @@ func (s *Service) cancel(ctx context.Context, h HubJobs, origin Origin, r Cancel
 		return Outcome{Kind: Refused, Job: cur, Err: err}, "refused by IoT Hub"
 	}
 	return Outcome{Kind: Refused, Err: err}, "refused: " + err.Error()
-}
-
-// writeReserveReader is a budget whose reads for a write draw on the
-// tokens it keeps for writes, so that polling cannot starve a cancel's
-// re-read. Used when the hub's budget offers it.
-type writeReserveReader interface {
-	GetJobForWrite(ctx context.Context, id string) (hub.Fresh[*hub.Job], error)
-}
-
-func reRead(ctx context.Context, h HubJobs, id string) (hub.Fresh[*hub.Job], error) {
-	if w, ok := h.(writeReserveReader); ok {
-		return w.GetJobForWrite(ctx, id)
-	}
-	return h.GetJob(ctx, id)
 }
 
 // cancelFlight is the shared answer of one coalesced hub cancel.

@@ -3,6 +3,7 @@ package jobs
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/hubjobs/hubjobs/audit"
 	"github.com/hubjobs/hubjobs/hub"
@@ -14,15 +15,17 @@ type CreateKind int
 const (
 	// Created: IoT Hub accepted the job.
 	Created CreateKind = iota + 1
-	// AlreadyCreated: the hub already had a job with this id (a create
-	// retried after a crash or a timeout; rollout job ids are
-	// deterministic for this reason) and reading it back found it.
+	// AlreadyCreated: the hub already had this job under this id (a
+	// create retried after a crash or a timeout; rollout job ids are
+	// deterministic for this reason): the job read back has the request's
+	// type and condition.
 	AlreadyCreated
-	// CreateRefused: IoT Hub refused the job; Err has its status, code
-	// and tracking id.
+	// CreateRefused: IoT Hub refused the job, or a different job (type
+	// or condition) holds its id; Err has the hub's status, code and
+	// tracking id.
 	CreateRefused
-	// CreateUnknown: IoT Hub did not answer in time and the read back did
-	// not settle it. Job is set when the read back found the job.
+	// CreateUnknown: IoT Hub did not answer in time, or said the id
+	// exists, and the read back did not settle it.
 	CreateUnknown
 )
 
@@ -38,8 +41,9 @@ type CreateOutcome struct {
 // (if it cannot be written, nothing is sent and the error is a
 // *NotRecordedError) → the hub's create → job.create.succeeded, refused or
 // unknown, detached from ctx's cancellation once the intent is written.
-// A JobAlreadyExists answer is read back: the same job id found means an
-// earlier attempt of this create got through, and counts as succeeded.
+// A JobAlreadyExists answer comes with the job read back: the same job
+// (type and condition) under the id means an earlier attempt of this
+// create got through, and counts as succeeded; see alreadyExists.
 func (s *Service) Create(ctx context.Context, origin Origin, hubName string, req hub.JobRequest, reason string) (CreateOutcome, error) {
 	h, err := s.hub(hubName)
 	if err != nil {
@@ -69,10 +73,7 @@ func (s *Service) create(ctx context.Context, h HubJobs, req hub.JobRequest) (Cr
 	case err == nil:
 		return CreateOutcome{Kind: Created, Job: job}, audit.JobCreateSucceeded, "created"
 	case jobExists(err):
-		if back, ok := readBack(ctx, h, req.JobID); ok {
-			return CreateOutcome{Kind: AlreadyCreated, Job: back}, audit.JobCreateSucceeded, "already created"
-		}
-		return CreateOutcome{Kind: CreateRefused, Err: err}, audit.JobCreateRefused, "refused: " + err.Error()
+		return alreadyExists(req, job, err)
 	case errors.Is(err, hub.ErrOutcomeUnknown) && job != nil: // the client's own read back found it
 		return CreateOutcome{Kind: Created, Job: job, Err: err}, audit.JobCreateSucceeded, "no answer; the job exists"
 	case errors.Is(err, hub.ErrOutcomeUnknown) || errors.Is(err, hub.ErrTimeout):
@@ -86,8 +87,31 @@ func (s *Service) create(ctx context.Context, h HubJobs, req hub.JobRequest) (Cr
 
 // jobExists recognises the hub's 409 JobAlreadyExists.
 func jobExists(err error) bool {
+	if errors.Is(err, hub.ErrJobExists) {
+		return true
+	}
 	he, ok := errors.AsType[*hub.Error](err)
 	return ok && (he.Code == "JobAlreadyExists" || he.NumericCode == 409104)
+}
+
+// alreadyExists settles a create the hub answered with JobAlreadyExists,
+// from the job the client read back with that answer (reading it again
+// would only spend budget, and a refused second read would turn a job
+// that exists into a refusal). Without that job nobody knows whose job
+// holds the id: unknown, not refused, so the engine never takes a job
+// that may be running for one that is not. A job of another type or
+// condition under the id is not this create's: a refusal, saying why.
+func alreadyExists(req hub.JobRequest, existing *hub.Job, err error) (CreateOutcome, audit.Action, string) {
+	switch {
+	case existing == nil:
+		return CreateOutcome{Kind: CreateUnknown, Err: err}, audit.JobCreateUnknown,
+			"the job id exists but reading the job back failed; not reconciled"
+	case existing.Type != req.Type || existing.QueryCondition != req.QueryCondition:
+		return CreateOutcome{Kind: CreateRefused, Job: existing, Err: err}, audit.JobCreateRefused,
+			fmt.Sprintf("refused: another job has this id (type %s, condition %q; this create: type %s, condition %q)",
+				existing.Type, existing.QueryCondition, req.Type, req.QueryCondition)
+	}
+	return CreateOutcome{Kind: AlreadyCreated, Job: existing}, audit.JobCreateSucceeded, "already created"
 }
 
 // readBack reads a job after an ambiguous create, fresh from the hub's

@@ -19,13 +19,32 @@ func TestCreateOutcomes(t *testing.T) {
 		trail    string
 		result   string // of the last outcome entry
 		hubCalls int
+		hubGets  int // hub reads of the job, when checked (non-zero)
 		hubCode  string
 	}{
 		{name: "created", setup: func(*fixture) {},
 			kind: jobs.Created, trail: "job.create.intent,job.create.succeeded", result: "created", hubCalls: 1},
 		{name: "a retried create finds its job",
 			setup: func(f *fixture) { f.job("w1", t0.Add(time.Hour)) },
-			kind:  jobs.AlreadyCreated, trail: "job.create.intent,job.create.succeeded", result: "already created", hubCalls: 1},
+			kind:  jobs.AlreadyCreated, trail: "job.create.intent,job.create.succeeded", result: "already created", hubCalls: 1,
+			hubGets: 1}, // the client's read back, taken as it is: never a second read through the budget
+		{name: "the id exists but the job cannot be read back",
+			setup: func(f *fixture) {
+				f.job("w1", t0.Add(time.Hour))
+				f.sim.Inject(hubsim.Fault{Op: hubsim.OpGetJob, Kind: hubsim.Fault5xx}) // every read, until cleared
+			},
+			kind: jobs.CreateUnknown, trail: "job.create.intent,job.create.unknown",
+			result: "the job id exists but reading the job back failed; not reconciled", hubCalls: 1},
+		{name: "another job holds the id",
+			setup: func(f *fixture) {
+				other := methodJob("w1", t0.Add(time.Hour))
+				other.QueryCondition = "deviceId = 'elsewhere'"
+				if _, err := f.direct.CreateJob(f.t.Context(), other); err != nil {
+					f.t.Fatal(err)
+				}
+			},
+			kind: jobs.CreateRefused, trail: "job.create.intent,job.create.refused", hubCalls: 1,
+			result: `refused: another job has this id (type scheduleDeviceMethod, condition "deviceId = 'elsewhere'"; this create: type scheduleDeviceMethod, condition "*")`},
 		{name: "refused by the hub",
 			setup: func(f *fixture) {
 				f.sim.Inject(hubsim.Fault{Op: hubsim.OpCreateJob, Kind: hubsim.FaultThrottle, RetryAfter: "3", Times: 5})
@@ -40,7 +59,7 @@ func TestCreateOutcomes(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t, fixtureOptions{})
 			tc.setup(f)
-			before := f.sim.Calls(hubsim.OpCreateJob)
+			before, gets := f.sim.Calls(hubsim.OpCreateJob), f.sim.Calls(hubsim.OpGetJob)
 			o, err := f.svc.Create(t.Context(), origin("Engine", "req-1"), "prod", methodJob("w1", t0.Add(time.Hour)), "wave 1")
 			if err != nil {
 				t.Fatalf("Create: %v", err)
@@ -53,6 +72,9 @@ func TestCreateOutcomes(t *testing.T) {
 			}
 			if n := f.sim.Calls(hubsim.OpCreateJob) - before; n != tc.hubCalls {
 				t.Errorf("%d hub create calls, want %d", n, tc.hubCalls)
+			}
+			if n := f.sim.Calls(hubsim.OpGetJob) - gets; tc.hubGets != 0 && n != tc.hubGets {
+				t.Errorf("%d hub reads of the job, want %d", n, tc.hubGets)
 			}
 			es := f.trail("w1")
 			if got := actions(es); got != tc.trail {

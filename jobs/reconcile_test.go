@@ -20,6 +20,8 @@ func TestReconcileSettlesPendingIntents(t *testing.T) {
 	for _, e := range []audit.Entry{
 		{Action: audit.JobCancelIntent, Result: "requested", RequestID: "req-crash", Hub: "prod", JobID: "j1", Actor: audit.Actor{Name: "Otto"}},
 		{Action: audit.JobCancelIntent, Result: "requested", RequestID: "req-gone", Hub: "gone", JobID: "j9"},
+		{Action: audit.JobCreateIntent, Result: "requested", RequestID: "req-made", Hub: "prod", JobID: "j1"},
+		{Action: audit.JobCreateIntent, Result: "requested", RequestID: "req-never", Hub: "prod", JobID: "j2"},
 	} {
 		if _, err := f.store.Append(t.Context(), e); err != nil {
 			t.Fatal(err)
@@ -29,15 +31,21 @@ func TestReconcileSettlesPendingIntents(t *testing.T) {
 		t.Fatalf("settled %d intents still within their grace", n)
 	}
 	f.clock.Advance(3 * time.Minute)
-	if n := f.svc.ReconcileOnce(t.Context()); n != 1 {
-		t.Fatalf("settled %d, want 1", n)
+	if n := f.svc.ReconcileOnce(t.Context()); n != 3 {
+		t.Fatalf("settled %d, want 3", n)
 	}
 	es := f.trail("j1")
-	if got := actions(es); got != "job.cancel.intent,job.cancel.reconciled" {
+	if got := actions(es); got != "job.cancel.intent,job.create.intent,job.cancel.reconciled,job.create.succeeded" {
 		t.Fatalf("trail %s", got)
 	}
-	if r := es[1]; r.Result != "cancelled" || r.RequestID != "req-crash" || r.Actor.Name != "Otto" {
+	if r := es[2]; r.Result != "cancelled" || r.RequestID != "req-crash" || r.Actor.Name != "Otto" {
 		t.Errorf("reconciled entry %+v, want the hub's status under the intent's request id and actor", r)
+	}
+	if r := es[3]; r.Result != "reconciled: created" || r.RequestID != "req-made" {
+		t.Errorf("reconciled create %+v, want created under the intent's request id", r)
+	}
+	if es := f.trail("j2"); actions(es) != "job.create.intent,job.create.refused" || es[1].Result != "reconciled: not created" {
+		t.Errorf("a create the hub never saw: trail %s", actions(es))
 	}
 	pending, err := f.store.PendingIntents(t.Context())
 	if err != nil || len(pending) != 1 || pending[0].Hub != "gone" {

@@ -24,7 +24,9 @@ import (
 
 	"github.com/hubjobs/hubjobs/internal/promreg"
 
+	"github.com/hubjobs/hubjobs/auth"
 	"github.com/hubjobs/hubjobs/handlers"
+	"github.com/hubjobs/hubjobs/hub"
 	"github.com/hubjobs/hubjobs/static"
 )
 
@@ -277,4 +279,21 @@ func randomNonce() string {
 	b := make([]byte, 16)
 	rand.Read(b)
 	return base64.RawStdEncoding.EncodeToString(b)
+}
+
+// hubCaller names the signed-in user as the caller of the request's hub
+// calls (hub.WithCaller), so each person spends their own allowance of a
+// hub's budget: someone reading fast, or probing unknown job ids, slows
+// only themselves, never a colleague's page or cancel. It runs after the
+// session middleware, which puts the user in the context; requests
+// without a user stay in the shared anonymous allowance. Issuer and
+// subject together name a person (a subject is unique per issuer only).
+func hubCaller(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		if u, ok := auth.UserFrom(r.Context()); ok {
+			c.SetRequest(r.WithContext(hub.WithCaller(r.Context(), u.Issuer+"\x00"+u.Subject)))
+		}
+		return next(c)
+	}
 }

@@ -27,7 +27,11 @@ func (s *Server) routes() {
 	e.HEAD(static.Prefix+"*", serveStatic)
 	e.Match([]string{http.MethodGet, http.MethodHead}, faviconPath, redirectFavicon)
 
-	session := echo.WrapMiddleware(a.Session)
+	// session also names the signed-in user as the caller of the request's
+	// hub calls (hubCaller), so that every route with a user spends that
+	// user's own allowance of the hub budget.
+	withSession := echo.WrapMiddleware(a.Session)
+	session := func(next echo.HandlerFunc) echo.HandlerFunc { return withSession(hubCaller(next)) }
 	user := echo.WrapMiddleware(a.RequireUser)
 	csrf := echo.WrapMiddleware(a.CheckCSRF)
 	role := func(r auth.Role) echo.MiddlewareFunc {

@@ -24,6 +24,7 @@ import (
 	"github.com/hubjobs/hubjobs/hub"
 	"github.com/hubjobs/hubjobs/jobs"
 	"github.com/hubjobs/hubjobs/notify"
+	"github.com/hubjobs/hubjobs/rollout"
 	"github.com/hubjobs/hubjobs/static"
 	"github.com/hubjobs/hubjobs/views"
 )
@@ -162,8 +163,12 @@ func (a jobAnnouncer) Announce(ctx context.Context, ev jobs.Event) error {
 	return a.outbox.Publish(ctx, notifyEvent(ev))
 }
 
+// notifyEvent is ev as the outbox carries it. An event about a rollout's
+// hub job names its rollout, read from the job's id, so that its
+// notification is ordered with the rest of that rollout's, not on its own.
 func notifyEvent(ev jobs.Event) notify.Event {
-	return notify.Event{ID: ev.ID, Event: notify.EventType(ev.Kind), Hub: ev.Hub, Job: ev.Job,
+	rid, _ := rollout.RolloutOf(ev.Job)
+	return notify.Event{ID: ev.ID, Event: notify.EventType(ev.Kind), Hub: ev.Hub, Rollout: rid, Job: ev.Job,
 		Summary: ev.Summary, Details: ev.Details}
 }
 

@@ -1,0 +1,43 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+)
+
+// TestBudgetWriteReserveIsForPeople: once reads have run the jobs bucket
+// down to its write reserve, background work with a configured share is
+// refused its creates and cancels; a person's cancel (re-read and cancel)
+// still takes the reserve.
+func TestBudgetWriteReserveIsForPeople(t *testing.T) {
+	b, hub, _, _ := budgetFixture(t, BudgetConfig{JobsOpsPerMinute: 60, CallerShare: 1,
+		CallerShares: map[string]float64{"engine": 1}}, jobsHub) // burst 6, 2 kept for writes
+	olga := WithCaller(context.Background(), "olga")
+	engine := WithCaller(context.Background(), "engine")
+	for i := range 4 {
+		if _, err := b.GetJob(olga, fmt.Sprintf("op-%d", i)); err != nil {
+			t.Fatalf("read %d: %v", i, err)
+		}
+	}
+	for name, write := range map[string]func() error{
+		"cancel":  func() error { _, err := b.CancelJob(engine, "op-e"); return err },
+		"create":  func() error { _, err := b.CreateJob(engine, methodRequest("op-new", "*")); return err },
+		"re-read": func() error { _, err := b.GetJob(ForWrite(engine), "op-e"); return err },
+	} {
+		be, ok := errors.AsType[*BudgetError](write())
+		if !ok || be.Share {
+			t.Errorf("the engine's %s with only the reserve left: %v, want the bucket's refusal", name, be)
+		}
+	}
+	if _, err := b.GetJob(ForWrite(olga), "op-9"); err != nil {
+		t.Fatalf("a person's re-read for a cancel: %v", err)
+	}
+	if _, err := b.CancelJob(olga, "op-9"); err != nil {
+		t.Fatalf("a person's cancel: %v", err)
+	}
+	if n := len(hub.requests()); n != 6 {
+		t.Errorf("%d hub calls, want 6 (4 reads, the person's re-read and cancel)", n)
+	}
+}
