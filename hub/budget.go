@@ -322,7 +322,7 @@ func (b *Budgeted) write(ctx context.Context, op, id string, f func(context.Cont
 // unless write. Nothing is spent when either refuses.
 func (b *Budgeted) admit(ctx context.Context, op string, kind bucketKind, write bool, now time.Time) error {
 	own := b.callers.limiter(ctx, kind, write)
-	if !hasToken(own, now) {
+	if !hasTokenAbove(own, now, b.callers.readFloor(ctx, own, write)) {
 		b.observeBudget(ctx, kind, budgetRefusedShare)
 		return b.budgetError(op, own, now, 0, true)
 	}
@@ -371,7 +371,7 @@ func read[T any](ctx context.Context, b *Budgeted, op, key string, kind bucketKi
 		return f, err
 	}
 	write := isForWrite(ctx)
-	if own, now := b.callers.limiter(ctx, kind, write), b.now(); !hasToken(own, now) {
+	if own, now := b.callers.limiter(ctx, kind, write), b.now(); !hasTokenAbove(own, now, b.callers.readFloor(ctx, own, write)) {
 		b.observeBudget(ctx, kind, budgetRefusedShare)
 		return stale[T](b, op, key, b.budgetError(op, own, now, 0, true))
 	}

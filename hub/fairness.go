@@ -136,14 +136,29 @@ func scaled(b *rate.Limiter, share float64) *rate.Limiter {
 	return rate.NewLimiter(b.Limit()*rate.Limit(share), max(1, int(math.Ceil(float64(b.Burst())*share))))
 }
 
-// hasToken reports whether the allowance l has a token now; a nil l (no
-// allowance applies) always has.
-func hasToken(l *rate.Limiter, now time.Time) bool {
-	return l == nil || l.TokensAt(now) >= 1
+// readFloor is what a read must leave in the caller's own allowance. Work
+// with a configured share (the rollout engine) checks the hub before each
+// write — it counts active jobs before a create — and those reads alone
+// can use every token its share earns, so that the create after them is
+// always refused. Its reads therefore leave one token for its writes; a
+// read refused that way serves the last known answer, which is what the
+// engine's checks can live with. A share too small to hold two tokens
+// keeps no floor (its reads would otherwise never pass).
+func (a *allowances) readFloor(ctx context.Context, own *rate.Limiter, write bool) float64 {
+	if !write && own != nil && own.Burst() >= 2 && a.configured(callerOf(ctx)) {
+		return 1
+	}
+	return 0
+}
+
+// hasTokenAbove reports whether the allowance l has a token beyond floor
+// now; a nil l (no allowance applies) always has.
+func hasTokenAbove(l *rate.Limiter, now time.Time, floor float64) bool {
+	return l == nil || l.TokensAt(now) >= 1+floor
 }
 
 // charge spends one token of l for a call that is going to the hub. It is
-// checked with hasToken first but spent only once the bucket admitted the
+// checked with hasTokenAbove first but spent only once the bucket admitted the
 // call too, so a caller is never charged for a call not made; two calls of
 // one caller racing past hasToken may leave l in debt, which that caller
 // then waits out, nobody else.

@@ -41,3 +41,23 @@ func TestBudgetWriteReserveIsForPeople(t *testing.T) {
 		t.Errorf("%d hub calls, want 6 (4 reads, the person's re-read and cancel)", n)
 	}
 }
+
+// TestBudgetEngineReadsLeaveItsWriteAToken: background work checks the hub
+// before each write (active jobs before a create); those reads must never
+// use up its share so that the write after them is always refused.
+func TestBudgetEngineReadsLeaveItsWriteAToken(t *testing.T) {
+	b, _, _, _ := budgetFixture(t, BudgetConfig{JobsOpsPerMinute: 100, CallerShares: map[string]float64{"engine": 0.5}}, jobsHub) // burst 10: 5 for the engine
+	engine := WithCaller(context.Background(), "engine")
+	reads := 0
+	for i := range 10 {
+		if _, err := b.GetJob(engine, fmt.Sprintf("op-r%d", i)); err == nil {
+			reads++
+		}
+	}
+	if reads != 4 {
+		t.Errorf("the engine made %d reads of its 5 tokens; want 4, one kept for a write", reads)
+	}
+	if _, err := b.CreateJob(engine, methodRequest("op-new", "*")); err != nil {
+		t.Errorf("the engine's create after its reads: %v", err)
+	}
+}
