@@ -112,7 +112,7 @@ type Engine struct {
 	kick         chan struct{}
 
 	mu       sync.Mutex
-	locks    map[string]*sync.Mutex // one step at a time per rollout in this process
+	locks    map[string]*rolloutLock // one step at a time per rollout in this process; dropped when unused
 	plans    map[string]*Plan       // frozen plans, rebuilt from the stored device list
 	freezing map[string]*freeze     // device lists being read, page by page
 	health   map[string]*healthCount
@@ -169,7 +169,7 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 		now: func() time.Time { return cfg.Now().UTC() }, poll: cfg.PollInterval, leaseFor: cfg.LeaseFor,
 		approvalOver: cfg.ApprovalOverDevices, maxActive: cfg.MaxActiveJobs, owner: cfg.Owner,
 		log: cfg.Logger, metrics: m, kick: make(chan struct{}, 1),
-		locks: map[string]*sync.Mutex{}, plans: map[string]*Plan{}, freezing: map[string]*freeze{},
+		locks: map[string]*rolloutLock{}, plans: map[string]*Plan{}, freezing: map[string]*freeze{},
 		health: map[string]*healthCount{}, mine: map[string]bool{},
 	}, nil
 }
@@ -255,17 +255,33 @@ func (e *Engine) renew(ctx context.Context) (bool, error) {
 
 // lock serialises the steps of one rollout within this process (the page's
 // synchronous create against the loop); across processes the lease and the
-// rows' versions do.
+// rows' versions do. A lock lives only while someone holds or waits for
+// it, so the map never outgrows the rollouts being worked on (a final
+// rollout's lock goes with its last step, as its plan does).
 func (e *Engine) lock(rid string) func() {
 	e.mu.Lock()
 	l, ok := e.locks[rid]
 	if !ok {
-		l = &sync.Mutex{}
+		l = &rolloutLock{}
 		e.locks[rid] = l
 	}
+	l.users++
 	e.mu.Unlock()
-	l.Lock()
-	return l.Unlock
+	l.mu.Lock()
+	return func() {
+		l.mu.Unlock()
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		if l.users--; l.users == 0 {
+			delete(e.locks, rid)
+		}
+	}
+}
+
+// rolloutLock is one rollout's lock and how many hold or wait for it.
+type rolloutLock struct {
+	mu    sync.Mutex
+	users int
 }
 
 // advance makes up to stepsPerTick steps of one rollout, reading it afresh

@@ -334,8 +334,11 @@ func (e *Engine) baking(ctx context.Context, r record, rows []jobRow, slots *slo
 	}
 	// The health rule is counted from two polls before the bake ends (so
 	// at least one poll falls in that window whatever the ticks' phase),
-	// so that when it fires the next wave's jobs are still scheduled, and
-	// cancelled, rather than already running.
+	// so that when it fires the next wave's jobs are usually still
+	// scheduled, and cancelled, rather than already running. Usually, not
+	// always: a count the query budget spreads over several polls, or a
+	// lease handover after a crash, can bring the verdict after their start
+	// time, and then they run to their end. WorstCase counts that wave.
 	c := change{}
 	if strings.TrimSpace(r.spec.Rules.HealthQuery) != "" && !now.Before(bakeEnd.Add(-healthLead*e.poll)) {
 		v, done, err := e.healthVerdict(ctx, r, n)
