@@ -113,8 +113,8 @@ type Engine struct {
 
 	mu       sync.Mutex
 	locks    map[string]*rolloutLock // one step at a time per rollout in this process; dropped when unused
-	plans    map[string]*Plan       // frozen plans, rebuilt from the stored device list
-	freezing map[string]*freeze     // device lists being read, page by page
+	plans    map[string]*Plan        // frozen plans, rebuilt from the stored device list
+	freezing map[string]*freeze      // device lists being read, page by page
 	health   map[string]*healthCount
 	mine     map[string]bool // job ids this process marked "creating" and finished trying
 
