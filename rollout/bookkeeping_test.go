@@ -1,6 +1,7 @@
 package rollout
 
 import (
+	"context"
 	"strings"
 	"testing"
 
@@ -42,5 +43,22 @@ func TestLocksArePrunedOnceUnused(t *testing.T) {
 	defer e.mu.Unlock()
 	if len(e.locks) != 0 {
 		t.Fatalf("%d locks kept after the rollout completed", len(e.locks))
+	}
+}
+
+// The engine tells the jobs service of every job it reads, so a job it
+// drove has an archived snapshot (the page of a purged job) like any job
+// a person looked at.
+func TestEngineReadJobsAreRemembered(t *testing.T) {
+	f := newFixture(t, fixtureOptions{})
+	e := f.engine("a")
+	f.create(e, "seen1", methodSpec("*", ""))
+	f.until(e, 10, func() bool { return f.get(e, "seen1").Status.State == Completed })
+	snap, err := f.audit.Snapshot(context.Background(), "prod", "hj-seen1-w1-1")
+	if err != nil {
+		t.Fatalf("no snapshot of the engine's job: %v", err)
+	}
+	if !strings.Contains(string(snap.Body), `"completed"`) {
+		t.Fatalf("snapshot %s, want the completed job", snap.Body)
 	}
 }

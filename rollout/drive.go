@@ -272,6 +272,7 @@ func (e *Engine) resolveCreate(ctx context.Context, r record, j *jobRow) error {
 	case err != nil || f.Stale:
 		return nil // no fresh answer: next poll
 	}
+	e.jobs.Remember(ctx, r.hub, f.Value, now)
 	e.learn(j, f.Value, now)
 	j.created = now
 	return e.recorded(ctx, j, jobCreating, jobCreated, "resolve.recorded")
@@ -293,6 +294,7 @@ func (e *Engine) read(ctx context.Context, r record, j *jobRow) error {
 	case err != nil:
 		return nil // budget or hub trouble: the last known state stands until next poll
 	}
+	e.jobs.Remember(ctx, r.hub, f.Value, now)
 	before := *j
 	e.learn(j, f.Value, now)
 	to := jobCreated

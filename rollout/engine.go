@@ -51,10 +51,14 @@ type HubReader interface {
 }
 
 // JobsService is how the engine changes a hub's jobs: *jobs.Service, whose
-// every create and cancel is audited (intent, then outcome).
+// every create and cancel is audited (intent, then outcome). Remember is
+// told of every job the engine reads, as the pages tell it of those they
+// show, so that a job the engine drives gets job.finished_with_failures
+// and an archived snapshot like any other.
 type JobsService interface {
 	Create(ctx context.Context, origin jobs.Origin, hubName string, req hub.JobRequest, reason string) (jobs.CreateOutcome, error)
 	Cancel(ctx context.Context, origin jobs.Origin, r jobs.CancelRequest) (jobs.Outcome, error)
+	Remember(ctx context.Context, hubName string, j *hub.Job, seen time.Time)
 }
 
 // Trail is the audit store: a transition and its entry commit together.

@@ -221,6 +221,10 @@ func (l *lateJobs) Cancel(ctx context.Context, o jobs.Origin, r jobs.CancelReque
 	return l.svc.Cancel(ctx, o, r)
 }
 
+func (l *lateJobs) Remember(ctx context.Context, hubName string, j *hub.Job, seen time.Time) {
+	l.svc.Remember(ctx, hubName, j, seen)
+}
+
 // Close stops background work and closes the audit store last, after the
 // HTTP server has finished every request that could still append.
 func (p *portal) Close() {
