@@ -2,10 +2,12 @@ package rollout
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 
 	"github.com/hubjobs/hubjobs/hub"
+	"github.com/hubjobs/hubjobs/notify"
 )
 
 // After a halt the page says a job cannot be cancelled only of a job that
@@ -60,5 +62,50 @@ func TestEngineReadJobsAreRemembered(t *testing.T) {
 	}
 	if !strings.Contains(string(snap.Body), `"completed"`) {
 		t.Fatalf("snapshot %s, want the completed job", snap.Body)
+	}
+}
+
+// Rollout ids are unique across hubs: reusing one of another hub's is a
+// clear refusal, not a database error, and the other rollout is untouched.
+func TestCreateWithAnotherHubsIDIsRefused(t *testing.T) {
+	f := newFixture(t, fixtureOptions{hubs: []string{"prod", "staging"}})
+	e := f.engine("a")
+	f.create(e, "twice1", methodSpec("*", ""))
+	s := methodSpec("*", "")
+	s.Hub = "staging"
+	_, err := e.Create(context.Background(), person("bob"), "twice1", s)
+	if !errors.Is(err, ErrIDTaken) {
+		t.Fatalf("create on another hub: %v, want ErrIDTaken", err)
+	}
+	if ro := f.get(e, "twice1"); ro.Hub != "prod" || ro.Author.Name != "alice" {
+		t.Fatalf("first rollout now %+v", ro)
+	}
+}
+
+// A halt by someone whose token carries no name still says who in the
+// notification (their e-mail, or subject).
+func TestHaltSummaryNamesAnActorWithoutAName(t *testing.T) {
+	f := newFixture(t, fixtureOptions{maxActive: 10})
+	ob, err := notify.Open(context.Background(), f.audit.DB(), notify.Dialect(f.audit.Dialect()), notify.Config{
+		PublicURL: "https://jobs.example.com",
+		Webhooks:  []notify.Webhook{{Name: "ops", URL: "https://hooks.example.com/x", Secret: "s", Events: []string{"rollout.halted"}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := f.engine("a")
+	e.outbox = ob
+	f.create(e, "anon1", methodSpec("*", "10"))
+	who := person("olga")
+	who.Actor.Name, who.Actor.Email = "", "olga@example.com"
+	if _, err := e.Halt(context.Background(), who, "prod", "anon1", "stop"); err != nil {
+		t.Fatal(err)
+	}
+	var body string
+	if err := f.audit.DB().QueryRow(`SELECT body FROM notify_outbox WHERE event = 'rollout.halted'`).Scan(&body); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(body, "halted by olga@example.com: stop") {
+		t.Fatalf("halt notification %s", body)
 	}
 }
