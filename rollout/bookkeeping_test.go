@@ -3,6 +3,7 @@ package rollout
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -108,4 +109,62 @@ func TestHaltSummaryNamesAnActorWithoutAName(t *testing.T) {
 	if !strings.Contains(body, "halted by olga@example.com: stop") {
 		t.Fatalf("halt notification %s", body)
 	}
+}
+
+// The device order is keyed by the rollout id and a secret the engine
+// draws at creation, so the id an author's form chose does not tell which
+// devices wave 1 gets; the stored secret rebuilds the same plan after a
+// restart.
+func TestDeviceOrderIsNotPredictableFromTheID(t *testing.T) {
+	firstWave := func(t *testing.T, f *fixture, e *Engine) []string {
+		t.Helper()
+		r, err := f.store.load(context.Background(), f.store.db, "same1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := e.plan(context.Background(), r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p.Waves[0].Devices
+	}
+	run := func(t *testing.T) (*fixture, []string) {
+		f := newFixture(t, fixtureOptions{maxActive: 10})
+		e := f.engine("a")
+		f.create(e, "same1", methodSpec("*", "10"))
+		f.until(e, 5, func() bool { return f.get(e, "same1").Status.State == Running })
+		return f, firstWave(t, f, e)
+	}
+	f, one := run(t)
+	_, two := run(t)
+	byID, err := NewPlan("same1", "", registryIDs(40), mustWaves(t, "10"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	switch {
+	case slices.Equal(one, two):
+		t.Fatalf("two rollouts with the id same1 froze the same first wave %v", one)
+	case slices.Equal(one, byID.Waves[0].Devices):
+		t.Fatal("the first wave is the one the id alone gives")
+	}
+	if again := firstWave(t, f, f.engine("restarted")); !slices.Equal(again, one) {
+		t.Fatalf("after a restart wave 1 is %v, was %v", again, one)
+	}
+}
+
+func registryIDs(n int) []string {
+	ids := make([]string, n)
+	for i, d := range registry(n, nil, nil) {
+		ids[i] = d.DeviceID
+	}
+	return ids
+}
+
+func mustWaves(t *testing.T, s string) WaveSpec {
+	t.Helper()
+	w, err := ParseWaves(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
 }

@@ -91,7 +91,12 @@ type EngineConfig struct {
 	// a hub missing here gets 1, the smallest tiers' limit.
 	MaxActiveJobs map[string]int
 	// Owner names this replica in the lease; default a random id.
-	Owner      string
+	Owner string
+	// PlanSecret draws the secret that keys a new rollout's device order
+	// with its id (NewPlan); default NewPlanSecret. Only the demo changes
+	// it, to "", so that its seeded rollouts keep the order its registry
+	// was laid out for.
+	PlanSecret func() string
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 }
@@ -114,6 +119,7 @@ type Engine struct {
 	log          *slog.Logger
 	metrics      *metrics
 	kick         chan struct{}
+	planSecret   func() string
 
 	mu       sync.Mutex
 	locks    map[string]*rolloutLock // one step at a time per rollout in this process; dropped when unused
@@ -161,6 +167,9 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 	if cfg.Owner == "" {
 		cfg.Owner = randomID()
 	}
+	if cfg.PlanSecret == nil {
+		cfg.PlanSecret = NewPlanSecret
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -172,7 +181,7 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 		store: cfg.Store, trail: cfg.Trail, jobs: cfg.Jobs, hubs: cfg.Hubs, outbox: cfg.Outbox,
 		now: func() time.Time { return cfg.Now().UTC() }, poll: cfg.PollInterval, leaseFor: cfg.LeaseFor,
 		approvalOver: cfg.ApprovalOverDevices, maxActive: cfg.MaxActiveJobs, owner: cfg.Owner,
-		log: cfg.Logger, metrics: m, kick: make(chan struct{}, 1),
+		log: cfg.Logger, metrics: m, kick: make(chan struct{}, 1), planSecret: cfg.PlanSecret,
 		locks: map[string]*rolloutLock{}, plans: map[string]*Plan{}, freezing: map[string]*freeze{},
 		health: map[string]*healthCount{}, mine: map[string]bool{},
 	}, nil

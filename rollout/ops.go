@@ -42,7 +42,8 @@ func (e *Engine) Create(ctx context.Context, origin jobs.Origin, rid string, s S
 		s.Rules.ApprovalOverDevices = e.approvalOver
 	}
 	now := e.now()
-	r := record{id: rid, hub: s.Hub, spec: s, author: origin.Actor, status: Status{State: Planned, Since: now}, created: now}
+	r := record{id: rid, hub: s.Hub, spec: s, author: origin.Actor, status: Status{State: Planned, Since: now}, created: now,
+		planSecret: e.planSecret()}
 	startsNow := !s.Start.After(now)
 	if !r.listed() {
 		n, err := e.countTarget(ctx, s)

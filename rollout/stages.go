@@ -100,7 +100,7 @@ func (e *Engine) freeze(ctx context.Context, r record) (bool, error) {
 		f.ids = append(f.ids, page.Value.DeviceIDs...)
 		f.cont, f.begun = page.Value.Continuation, true
 	}
-	plan, err := NewPlan(r.id, f.ids, r.spec.Waves)
+	plan, err := NewPlan(r.id, r.planSecret, f.ids, r.spec.Waves)
 	e.mu.Lock()
 	delete(e.freezing, r.id)
 	e.mu.Unlock()
@@ -136,7 +136,8 @@ func (e *Engine) cachePlan(rid string, p *Plan) {
 }
 
 // plan is r's frozen plan, rebuilt from the stored device list after a
-// restart (NewPlan is a pure function of the rollout id and the list).
+// restart (NewPlan is a pure function of the rollout id, its stored
+// secret and the list).
 // Plans of rollouts still driven are kept in memory (tens of MB for
 // 100,000 devices, so a final rollout's is dropped: forget).
 func (e *Engine) plan(ctx context.Context, r record) (*Plan, error) {
@@ -150,7 +151,7 @@ func (e *Engine) plan(ctx context.Context, r record) (*Plan, error) {
 	if err != nil {
 		return nil, fmt.Errorf("stored device list: %w", err)
 	}
-	if p, err = NewPlan(r.id, ids, r.spec.Waves); err != nil {
+	if p, err = NewPlan(r.id, r.planSecret, ids, r.spec.Waves); err != nil {
 		return nil, fmt.Errorf("stored device list: %w", err)
 	}
 	if !r.status.State.Final() {
