@@ -118,7 +118,9 @@ func wavePlan(rid string, waves rollout.WaveSpec, count int, ids []string, compl
 		return pl, err == nil
 	}
 	if complete && len(ids) == count {
-		if pl, err := rollout.NewPlan(rid, ids, waves); err == nil {
+		// A preview: the secret that orders the real plan is drawn when
+		// the rollout is created, so only the sizes and cuts are exact.
+		if pl, err := rollout.NewPlan(rid, "", ids, waves); err == nil {
 			return pl, true
 		}
 	}

@@ -272,6 +272,7 @@ func (e *Engine) resolveCreate(ctx context.Context, r record, j *jobRow) error {
 	case err != nil || f.Stale:
 		return nil // no fresh answer: next poll
 	}
+	e.jobs.Remember(ctx, r.hub, f.Value, now)
 	e.learn(j, f.Value, now)
 	j.created = now
 	return e.recorded(ctx, j, jobCreating, jobCreated, "resolve.recorded")
@@ -293,6 +294,7 @@ func (e *Engine) read(ctx context.Context, r record, j *jobRow) error {
 	case err != nil:
 		return nil // budget or hub trouble: the last known state stands until next poll
 	}
+	e.jobs.Remember(ctx, r.hub, f.Value, now)
 	before := *j
 	e.learn(j, f.Value, now)
 	to := jobCreated
@@ -323,10 +325,7 @@ func (e *Engine) settle(ctx context.Context, r record, rows []jobRow) error {
 			j.finished = e.now()
 			err = e.recorded(ctx, j, jobPending, jobCancelled, "settle.recorded")
 		case jobCreating:
-			if err = e.resolveCreate(ctx, r, j); err == nil && j.state == jobPending {
-				j.finished = e.now()
-				err = e.recorded(ctx, j, jobPending, jobCancelled, "settle.recorded")
-			}
+			err = e.settleCreate(ctx, r, j)
 		case jobCreated:
 			if jobs.Cancellable(j.status) || j.status == "" {
 				err = e.cancel(ctx, r, j, r.status.Note)
@@ -342,6 +341,66 @@ func (e *Engine) settle(ctx context.Context, r record, rows []jobRow) error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// settleCreate settles a halted rollout's "creating" row. It is never
+// made final before createGrace has passed since it was marked, even when
+// this process sent the create and saw it fail: a PUT that timed out may
+// still land at the hub, and its job would then run after the halt with
+// nobody watching. After the grace the job is read: on the hub, it is
+// cancelled like any other; absent, a cancel by id is still sent (the jobs
+// service reads the job first, so a job the hub does not know costs one
+// read and an audited "not attempted") before the row is final.
+func (e *Engine) settleCreate(ctx context.Context, r record, j *jobRow) error {
+	now := e.now()
+	if now.Sub(j.updated) < createGrace {
+		return nil
+	}
+	reader, ok := e.hubs[r.hub]
+	if !ok {
+		return fmt.Errorf("hub %q is not configured", r.hub)
+	}
+	f, err := reader.GetJob(ctx, j.id)
+	e.metrics.call(r.hub, "get_job", err)
+	switch {
+	case err == nil && !f.Stale:
+		e.jobs.Remember(ctx, r.hub, f.Value, now)
+		e.learn(j, f.Value, now)
+		j.created = now
+		if err := e.recorded(ctx, j, jobCreating, jobCreated, "resolve.recorded"); err != nil {
+			return err
+		}
+		if jobs.Cancellable(j.status) || j.status == "" {
+			return e.cancel(ctx, r, j, r.status.Note)
+		}
+		return nil
+	case !errors.Is(err, hub.ErrNotFound):
+		return nil // no fresh answer: next poll
+	}
+	out, err := e.jobs.Cancel(ctx, engineOrigin(), jobs.CancelRequest{Hub: r.hub, JobID: j.id,
+		Reason: fmt.Sprintf("rollout %s halted; its create may have landed late", r.id), Confirm: j.id})
+	e.metrics.call(r.hub, "cancel_job", errors.Join(err, out.Err))
+	switch {
+	case err != nil:
+		return nil // not recorded, so not sent: next poll
+	case out.Kind == jobs.NotAttempted && errors.Is(out.Err, hub.ErrNotFound),
+		out.Kind == jobs.Cancelled, out.Kind == jobs.AlreadyCancelled, out.Kind == jobs.CancelledByOther:
+		e.learn(j, out.Job, now)
+		j.finished = now
+		if out.Job != nil {
+			j.status = hub.StatusCancelled
+		}
+		return e.recorded(ctx, j, jobCreating, jobCancelled, "settle.recorded")
+	case out.Kind == jobs.NotCancellable: // it landed and started: it runs to its end, watched
+		e.learn(j, out.Job, now)
+		to := jobCreated
+		if jobs.Terminal(j.status) {
+			to = jobFinished
+		}
+		j.created = now
+		return e.recorded(ctx, j, jobCreating, to, "settle.recorded")
+	}
+	return nil // refused or unknown: next poll
 }
 
 // cancel cancels one job of a halted rollout through the jobs service

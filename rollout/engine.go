@@ -51,10 +51,14 @@ type HubReader interface {
 }
 
 // JobsService is how the engine changes a hub's jobs: *jobs.Service, whose
-// every create and cancel is audited (intent, then outcome).
+// every create and cancel is audited (intent, then outcome). Remember is
+// told of every job the engine reads, as the pages tell it of those they
+// show, so that a job the engine drives gets job.finished_with_failures
+// and an archived snapshot like any other.
 type JobsService interface {
 	Create(ctx context.Context, origin jobs.Origin, hubName string, req hub.JobRequest, reason string) (jobs.CreateOutcome, error)
 	Cancel(ctx context.Context, origin jobs.Origin, r jobs.CancelRequest) (jobs.Outcome, error)
+	Remember(ctx context.Context, hubName string, j *hub.Job, seen time.Time)
 }
 
 // Trail is the audit store: a transition and its entry commit together.
@@ -87,7 +91,12 @@ type EngineConfig struct {
 	// a hub missing here gets 1, the smallest tiers' limit.
 	MaxActiveJobs map[string]int
 	// Owner names this replica in the lease; default a random id.
-	Owner      string
+	Owner string
+	// PlanSecret draws the secret that keys a new rollout's device order
+	// with its id (NewPlan); default NewPlanSecret. Only the demo changes
+	// it, to "", so that its seeded rollouts keep the order its registry
+	// was laid out for.
+	PlanSecret func() string
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 }
@@ -110,11 +119,12 @@ type Engine struct {
 	log          *slog.Logger
 	metrics      *metrics
 	kick         chan struct{}
+	planSecret   func() string
 
 	mu       sync.Mutex
-	locks    map[string]*sync.Mutex // one step at a time per rollout in this process
-	plans    map[string]*Plan       // frozen plans, rebuilt from the stored device list
-	freezing map[string]*freeze     // device lists being read, page by page
+	locks    map[string]*rolloutLock // one step at a time per rollout in this process; dropped when unused
+	plans    map[string]*Plan        // frozen plans, rebuilt from the stored device list
+	freezing map[string]*freeze      // device lists being read, page by page
 	health   map[string]*healthCount
 	mine     map[string]bool // job ids this process marked "creating" and finished trying
 
@@ -157,6 +167,9 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 	if cfg.Owner == "" {
 		cfg.Owner = randomID()
 	}
+	if cfg.PlanSecret == nil {
+		cfg.PlanSecret = NewPlanSecret
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -168,8 +181,8 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 		store: cfg.Store, trail: cfg.Trail, jobs: cfg.Jobs, hubs: cfg.Hubs, outbox: cfg.Outbox,
 		now: func() time.Time { return cfg.Now().UTC() }, poll: cfg.PollInterval, leaseFor: cfg.LeaseFor,
 		approvalOver: cfg.ApprovalOverDevices, maxActive: cfg.MaxActiveJobs, owner: cfg.Owner,
-		log: cfg.Logger, metrics: m, kick: make(chan struct{}, 1),
-		locks: map[string]*sync.Mutex{}, plans: map[string]*Plan{}, freezing: map[string]*freeze{},
+		log: cfg.Logger, metrics: m, kick: make(chan struct{}, 1), planSecret: cfg.PlanSecret,
+		locks: map[string]*rolloutLock{}, plans: map[string]*Plan{}, freezing: map[string]*freeze{},
 		health: map[string]*healthCount{}, mine: map[string]bool{},
 	}, nil
 }
@@ -255,17 +268,33 @@ func (e *Engine) renew(ctx context.Context) (bool, error) {
 
 // lock serialises the steps of one rollout within this process (the page's
 // synchronous create against the loop); across processes the lease and the
-// rows' versions do.
+// rows' versions do. A lock lives only while someone holds or waits for
+// it, so the map never outgrows the rollouts being worked on (a final
+// rollout's lock goes with its last step, as its plan does).
 func (e *Engine) lock(rid string) func() {
 	e.mu.Lock()
 	l, ok := e.locks[rid]
 	if !ok {
-		l = &sync.Mutex{}
+		l = &rolloutLock{}
 		e.locks[rid] = l
 	}
+	l.users++
 	e.mu.Unlock()
-	l.Lock()
-	return l.Unlock
+	l.mu.Lock()
+	return func() {
+		l.mu.Unlock()
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		if l.users--; l.users == 0 {
+			delete(e.locks, rid)
+		}
+	}
+}
+
+// rolloutLock is one rollout's lock and how many hold or wait for it.
+type rolloutLock struct {
+	mu    sync.Mutex
+	users int
 }
 
 // advance makes up to stepsPerTick steps of one rollout, reading it afresh

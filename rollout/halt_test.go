@@ -2,12 +2,15 @@ package rollout
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hubjobs/hubjobs/audit"
 	"github.com/hubjobs/hubjobs/hub"
+	"github.com/hubjobs/hubjobs/hub/hubsim"
 )
 
 // A manual halt while wave 1 runs: the running job cannot be cancelled and
@@ -97,4 +100,38 @@ func TestApprovalDuringTheBake(t *testing.T) {
 	if slices.Contains(seen, AwaitingApproval) {
 		t.Fatalf("states %v: an approved wave waited for approval", seen)
 	}
+}
+
+// A halt never makes a "creating" row final before the create grace has
+// passed, even one this process sent: the PUT whose answer was lost may
+// land at the hub after the halt. Once the grace is over the engine looks,
+// cancels what landed, and only then is the row final.
+func TestHaltWaitsOutALostCreate(t *testing.T) {
+	f := newFixture(t, fixtureOptions{maxActive: 10})
+	e := f.engine("a")
+	s := methodSpec("*", "")
+	s.Start = f.now().Add(time.Hour)
+	f.create(e, "lost1", s)
+	// The create gets no answer and this process stops right there: the
+	// row stays "creating", marked as this process's own.
+	f.sims["prod"].Inject(hubsim.Fault{Op: hubsim.OpCreateJob, Kind: hubsim.Fault5xx, Times: 1})
+	e.crash = func(point string) bool { return point == "create.sent" }
+	if err := f.poll(e); !errors.Is(err, errCrashed) {
+		t.Fatalf("poll: %v, want the crash after the create", err)
+	}
+	e.crash = nil
+	if _, err := e.Halt(context.Background(), person("olga"), "prod", "lost1", "stop"); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.get(e, "lost1").Waves[0].Jobs[0].State; got == string(jobCancelled) {
+		t.Fatal("the row was made final at once; a late create would run unwatched")
+	}
+	// The lost PUT lands now.
+	if _, err := f.direct["prod"].CreateJob(context.Background(), s.request("hj-lost1-w1-1", "*", s.Start)); err != nil {
+		t.Fatal(err)
+	}
+	f.until(e, int(createGrace/testPoll)+3, func() bool {
+		return f.hubJobs("prod")["hj-lost1-w1-1"].Status == hub.StatusCancelled
+	})
+	f.until(e, 2, func() bool { return f.get(e, "lost1").Waves[0].Jobs[0].State == string(hub.StatusCancelled) })
 }

@@ -31,7 +31,7 @@ import (
 // creates the job when a slot frees (that wait survives a restart and ends
 // with Halt).
 func (e *Engine) Create(ctx context.Context, origin jobs.Origin, rid string, s Spec) (*Rollout, error) {
-	if ro, err := e.Get(ctx, s.Hub, rid); !errors.Is(err, ErrNotFound) {
+	if ro, err := e.existing(ctx, s.Hub, rid); !errors.Is(err, ErrNotFound) {
 		return ro, err
 	}
 	if err := e.validate(rid, s); err != nil {
@@ -42,7 +42,8 @@ func (e *Engine) Create(ctx context.Context, origin jobs.Origin, rid string, s S
 		s.Rules.ApprovalOverDevices = e.approvalOver
 	}
 	now := e.now()
-	r := record{id: rid, hub: s.Hub, spec: s, author: origin.Actor, status: Status{State: Planned, Since: now}, created: now}
+	r := record{id: rid, hub: s.Hub, spec: s, author: origin.Actor, status: Status{State: Planned, Since: now}, created: now,
+		planSecret: e.planSecret()}
 	startsNow := !s.Start.After(now)
 	if !r.listed() {
 		n, err := e.countTarget(ctx, s)
@@ -58,10 +59,10 @@ func (e *Engine) Create(ctx context.Context, origin jobs.Origin, rid string, s S
 	}
 	summary := fmt.Sprintf("%s to %s", changeWords(s), targetWords(r))
 	err := e.commitNew(ctx, r, entry(origin, audit.RolloutCreated, r, s.Reason, summary),
-		event(notify.RolloutCreated, r, summary, map[string]any{"waves": s.Waves.String(), "author": origin.Actor.Name}))
+		event(notify.RolloutCreated, r, summary, map[string]any{"waves": s.Waves.String(), "author": jobs.ActorName(origin.Actor)}))
 	if err != nil {
-		if ro, gerr := e.Get(ctx, s.Hub, rid); gerr == nil { // a double submit won the race
-			return ro, nil
+		if ro, gerr := e.existing(ctx, s.Hub, rid); !errors.Is(gerr, ErrNotFound) { // a double submit won the race, or another hub's
+			return ro, gerr
 		}
 		return nil, err
 	}
@@ -77,6 +78,20 @@ func (e *Engine) Create(ctx context.Context, origin jobs.Origin, rid string, s S
 	}
 	e.nudge()
 	return e.Get(ctx, s.Hub, rid)
+}
+
+// existing is the rollout already stored as rid: a double submit's on
+// hubName, ErrIDTaken when rid belongs to another hub (ids are the table's
+// primary key), ErrNotFound when rid is free.
+func (e *Engine) existing(ctx context.Context, hubName, rid string) (*Rollout, error) {
+	r, err := e.store.load(ctx, e.store.db, rid)
+	if err != nil {
+		return nil, err
+	}
+	if r.hub != hubName {
+		return nil, fmt.Errorf("%w: %s", ErrIDTaken, rid)
+	}
+	return e.view(ctx, r)
 }
 
 // slotLost halts a rollout that must not wait whose job could not be
@@ -215,7 +230,7 @@ func (e *Engine) Halt(ctx context.Context, origin jobs.Origin, hubName, rid, rea
 		if err != nil {
 			return change{}, err
 		}
-		summary := "halted by " + origin.Actor.Name
+		summary := "halted by " + jobs.ActorName(origin.Actor)
 		if reason != "" {
 			summary += ": " + reason
 		}

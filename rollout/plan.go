@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -155,15 +156,27 @@ func NewConditionPlan(rid, condition string, devices int) (*Plan, error) {
 }
 
 // NewPlan freezes deviceIDs into a plan: duplicates removed, ordered by
-// HMAC-SHA256(key = rid, message = device id) so that every wave is a
-// random sample yet the same rollout id always gives the same order, cut
-// into waves by spec, and each wave cut into hub jobs whose
-// `deviceId IN [...]` condition stays under the hub's length limit.
-func NewPlan(rid string, deviceIDs []string, spec WaveSpec) (*Plan, error) {
+// HMAC-SHA256(key = rid and secret, message = device id), cut into waves by
+// spec, and each wave cut into hub jobs whose `deviceId IN [...]`
+// condition stays under the hub's length limit.
+//
+// The rollout id comes from the author's form (it makes a double submit
+// idempotent), so on its own it would let an author choose it and predict
+// which devices land in wave 1. secret is drawn by the engine when it
+// creates the rollout (NewPlanSecret) and stored with it: every wave is a
+// sample nobody can steer, yet the same row always rebuilds the same plan.
+// An empty secret keys by the id alone (rollouts stored before the secret
+// existed; previews, whose device order is not the one that goes out).
+// Hub job ids stay hj-{rid}-w{n}-{part} whatever the secret.
+func NewPlan(rid, secret string, deviceIDs []string, spec WaveSpec) (*Plan, error) {
 	if !ValidID(rid) {
 		return nil, fmt.Errorf("%w %q: 1 to 16 characters, each a-z or 0-9", ErrInvalidID, rid)
 	}
-	ordered, err := hashOrder(rid, deviceIDs)
+	key := rid
+	if secret != "" {
+		key += ":" + secret // ids are [a-z0-9]: no other (rid, secret) gives this key
+	}
+	ordered, err := hashOrder(key, deviceIDs)
 	if err != nil {
 		return nil, err
 	}
@@ -184,14 +197,22 @@ func NewPlan(rid string, deviceIDs []string, spec WaveSpec) (*Plan, error) {
 	return p, nil
 }
 
+// NewPlanSecret draws the secret that keys a rollout's device order
+// (NewPlan): 128 random bits, hex.
+func NewPlanSecret() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go ≥ 1.24)
+	return hex.EncodeToString(b[:])
+}
+
 // hashOrder dedupes and orders ids by their keyed hash. Equal ids have equal
 // hashes, so after sorting duplicates are neighbours and no set is needed.
-func hashOrder(rid string, ids []string) ([]string, error) {
+func hashOrder(key string, ids []string) ([]string, error) {
 	type keyed struct {
 		sum [sha256.Size]byte
 		id  string
 	}
-	mac := hmac.New(sha256.New, []byte(rid))
+	mac := hmac.New(sha256.New, []byte(key))
 	all := make([]keyed, len(ids))
 	for i, id := range ids {
 		if err := checkDeviceID(id); err != nil {

@@ -48,7 +48,7 @@ func TestNewID(t *testing.T) {
 
 func TestNewPlanSmall(t *testing.T) {
 	spec, _ := ParseWaves("2,50%")
-	p, err := NewPlan("r1", []string{"a", "b", "c", "d", "e", "a", "o'x"}, spec)
+	p, err := NewPlan("r1", "", []string{"a", "b", "c", "d", "e", "a", "o'x"}, spec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +86,7 @@ func TestNewPlanRefuses(t *testing.T) {
 		{"r1", []string{strings.Repeat("x", 129)}, ErrDeviceID},
 	}
 	for _, tt := range tests {
-		if _, err := NewPlan(tt.rid, tt.ids, WaveSpec{}); !errors.Is(err, tt.want) {
+		if _, err := NewPlan(tt.rid, "", tt.ids, WaveSpec{}); !errors.Is(err, tt.want) {
 			t.Errorf("NewPlan(%q, %q) error = %v, want %v", tt.rid, tt.ids, err, tt.want)
 		}
 	}
@@ -120,7 +120,7 @@ func guidIDs(n int, seed uint64) []string {
 
 func TestPlanSplitsAtTheLimit(t *testing.T) {
 	ids := guidIDs(2000, 1)
-	p, err := NewPlan("r3", ids, WaveSpec{})
+	p, err := NewPlan("r3", "", ids, WaveSpec{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +140,7 @@ func TestPlanSplitsAtTheLimit(t *testing.T) {
 
 func TestHealthQueries(t *testing.T) {
 	spec, _ := ParseWaves("10,50%")
-	p, err := NewPlan("r4", guidIDs(1000, 2), spec)
+	p, err := NewPlan("r4", "", guidIDs(1000, 2), spec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,17 +226,17 @@ func FuzzPlan(f *testing.F) {
 		if checkDeviceID(extra) == nil {
 			ids = append(ids, extra, extra, ids[0]) // duplicates must vanish
 		}
-		p, err := NewPlan(rid, ids, spec)
+		p, err := NewPlan(rid, "", ids, spec)
 		if err != nil {
 			t.Fatal(err)
 		}
 		checkPlan(t, p, ids, spec)
 		slices.Reverse(ids)
-		again, _ := NewPlan(rid, ids, spec)
+		again, _ := NewPlan(rid, "", ids, spec)
 		if !samePlan(p, again) {
 			t.Fatal("the same rollout id and devices gave a different plan")
 		}
-		if other, _ := NewPlan("zz", ids, spec); p.Devices > 20 && slices.Equal(other.Waves[0].Devices, p.Waves[0].Devices) && slices.Equal(order(other), order(p)) {
+		if other, _ := NewPlan("zz", "", ids, spec); p.Devices > 20 && slices.Equal(other.Waves[0].Devices, p.Waves[0].Devices) && slices.Equal(order(other), order(p)) {
 			t.Fatal("a different rollout id gave the same order")
 		}
 	})
@@ -278,7 +278,7 @@ func TestOrderIsASample(t *testing.T) {
 		ids[i] = fmt.Sprintf("dev-%05d", i)
 	}
 	spec, _ := ParseWaves("10%")
-	p, _ := NewPlan("r6", ids, spec)
+	p, _ := NewPlan("r6", "", ids, spec)
 	low := 0
 	for _, d := range p.Waves[0].Devices {
 		if d < "dev-05000" {
@@ -299,7 +299,7 @@ func BenchmarkPlan100k(b *testing.B) {
 	peak := uint64(0)
 	b.ReportAllocs()
 	for b.Loop() {
-		p, err := NewPlan("bench", ids, spec)
+		p, err := NewPlan("bench", "", ids, spec)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -311,4 +311,29 @@ func BenchmarkPlan100k(b *testing.B) {
 	}
 	b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MB")
 	b.ReportMetric(float64(before.HeapInuse)/(1<<20), "input-heap-MB")
+}
+
+// The secret changes the order; the same (id, secret) always gives the same
+// one; an empty secret is the id alone, as rollouts stored before the
+// secret existed were planned.
+func TestPlanSecretKeysTheOrder(t *testing.T) {
+	ids := guidIDs(200, 9)
+	spec, _ := ParseWaves("20")
+	a, _ := NewPlan("r9", "s1", ids, spec)
+	again, _ := NewPlan("r9", "s1", ids, spec)
+	b, _ := NewPlan("r9", "s2", ids, spec)
+	if !samePlan(a, again) {
+		t.Fatal("the same id and secret gave different plans")
+	}
+	if slices.Equal(order(a), order(b)) {
+		t.Fatal("two secrets gave the same order")
+	}
+	byID, _ := hashOrder("r9", ids)
+	plain, _ := NewPlan("r9", "", ids, spec)
+	if !slices.Equal(order(plain), byID) {
+		t.Fatal("an empty secret is not the id alone")
+	}
+	if jobs := a.Waves[0].Jobs; jobs[0].ID != "hj-r9-w1-1" {
+		t.Fatalf("job id %s, want hj-r9-w1-1 whatever the secret", jobs[0].ID)
+	}
 }

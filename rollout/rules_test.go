@@ -124,7 +124,7 @@ func TestValidateRules(t *testing.T) {
 
 func TestApprovalGates(t *testing.T) {
 	spec, _ := ParseWaves("10,1000")
-	p, _ := NewPlan("g1", guidIDs(5000, 3), spec) // waves of 10, 990, 4000
+	p, _ := NewPlan("g1", "", guidIDs(5000, 3), spec) // waves of 10, 990, 4000
 	tests := []struct {
 		r    Rules
 		want []bool
@@ -161,7 +161,7 @@ func TestCanApprove(t *testing.T) {
 
 func TestWorstCase(t *testing.T) {
 	spec, _ := ParseWaves("10,100%")
-	p, _ := NewPlan("w1", guidIDs(1000, 4), spec) // wave 2: 990 GUIDs in 5 jobs
+	p, _ := NewPlan("w1", "", guidIDs(1000, 4), spec) // wave 2: 990 GUIDs in 5 jobs
 	health := Rules{HealthQuery: "x = 1", Health: Count(0)}
 	tests := []struct {
 		name      string
@@ -198,7 +198,7 @@ func mustConditionPlan(t *testing.T) *Plan {
 
 func TestEstimate(t *testing.T) {
 	spec, _ := ParseWaves("10,100%")
-	p, _ := NewPlan("e1", guidIDs(1000, 5), spec) // 10 in 1 job, 990 in 5 jobs
+	p, _ := NewPlan("e1", "", guidIDs(1000, 5), spec) // 10 in 1 job, 990 in 5 jobs
 	s1 := Capacity{DeviceRate: 10, MaxActiveJobs: 1, PollInterval: 15 * time.Second}
 	eta, err := Estimate(p, 30*time.Minute, s1)
 	if err != nil {

@@ -104,6 +104,9 @@ var (
 	ErrNotAwaitingApproval = errors.New("rollout is not awaiting approval")
 	// ErrInvalidSpec wraps the reason a Spec cannot be planned.
 	ErrInvalidSpec = errors.New("invalid rollout")
+	// ErrIDTaken: the rollout id is already a rollout of another hub (ids
+	// are unique across hubs; a double submit on the same hub is not this).
+	ErrIDTaken = errors.New("rollout id is already taken by a rollout of another hub")
 )
 
 // SlotBusyError answers the creation of a one-wave rollout that should

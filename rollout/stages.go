@@ -100,7 +100,7 @@ func (e *Engine) freeze(ctx context.Context, r record) (bool, error) {
 		f.ids = append(f.ids, page.Value.DeviceIDs...)
 		f.cont, f.begun = page.Value.Continuation, true
 	}
-	plan, err := NewPlan(r.id, f.ids, r.spec.Waves)
+	plan, err := NewPlan(r.id, r.planSecret, f.ids, r.spec.Waves)
 	e.mu.Lock()
 	delete(e.freezing, r.id)
 	e.mu.Unlock()
@@ -136,7 +136,8 @@ func (e *Engine) cachePlan(rid string, p *Plan) {
 }
 
 // plan is r's frozen plan, rebuilt from the stored device list after a
-// restart (NewPlan is a pure function of the rollout id and the list).
+// restart (NewPlan is a pure function of the rollout id, its stored
+// secret and the list).
 // Plans of rollouts still driven are kept in memory (tens of MB for
 // 100,000 devices, so a final rollout's is dropped: forget).
 func (e *Engine) plan(ctx context.Context, r record) (*Plan, error) {
@@ -150,7 +151,7 @@ func (e *Engine) plan(ctx context.Context, r record) (*Plan, error) {
 	if err != nil {
 		return nil, fmt.Errorf("stored device list: %w", err)
 	}
-	if p, err = NewPlan(r.id, ids, r.spec.Waves); err != nil {
+	if p, err = NewPlan(r.id, r.planSecret, ids, r.spec.Waves); err != nil {
 		return nil, fmt.Errorf("stored device list: %w", err)
 	}
 	if !r.status.State.Final() {
@@ -334,8 +335,11 @@ func (e *Engine) baking(ctx context.Context, r record, rows []jobRow, slots *slo
 	}
 	// The health rule is counted from two polls before the bake ends (so
 	// at least one poll falls in that window whatever the ticks' phase),
-	// so that when it fires the next wave's jobs are still scheduled, and
-	// cancelled, rather than already running.
+	// so that when it fires the next wave's jobs are usually still
+	// scheduled, and cancelled, rather than already running. Usually, not
+	// always: a count the query budget spreads over several polls, or a
+	// lease handover after a crash, can bring the verdict after their start
+	// time, and then they run to their end. WorstCase counts that wave.
 	c := change{}
 	if strings.TrimSpace(r.spec.Rules.HealthQuery) != "" && !now.Before(bakeEnd.Add(-healthLead*e.poll)) {
 		v, done, err := e.healthVerdict(ctx, r, n)

@@ -61,6 +61,9 @@ type record struct {
 	waiting  string
 	created  time.Time
 	version  int64
+	// planSecret keys the device order with the id (NewPlan); drawn at
+	// creation, never shown.
+	planSecret string
 }
 
 // planned reports whether the waves are known (the device list frozen, or
@@ -123,7 +126,7 @@ func jsonText(v any) string {
 }
 
 const rolloutColumns = `id, hub, spec, author, state, wave, approved, halt, note, since_us, halted_by,
-	devices, sizes, gated, waiting, created_us, version`
+	devices, sizes, gated, waiting, created_us, version, plan_secret`
 
 func (s *Store) insertRollout(ctx context.Context, q querier, r record) error {
 	spec, err := encodeSpec(r.spec)
@@ -131,10 +134,10 @@ func (s *Store) insertRollout(ctx context.Context, q querier, r record) error {
 		return err
 	}
 	_, err = q.ExecContext(ctx, `INSERT INTO rollouts (`+rolloutColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, 1)`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, 1, $17)`,
 		r.id, r.hub, string(spec), jsonText(r.author), string(r.status.State), r.status.Wave, boolInt(r.status.Approved),
 		string(r.status.Halt), r.status.Note, micros(r.status.Since), "", r.devices, sizesText(r.sizes), gatedText(r.gated),
-		r.waiting, micros(r.created))
+		r.waiting, micros(r.created), r.planSecret)
 	return err
 }
 
@@ -170,7 +173,7 @@ func scanRecord(row scanner) (record, error) {
 		since, created                      int64
 	)
 	err := row.Scan(&r.id, &r.hub, &spec, &author, &state, &r.status.Wave, &approved, &halt, &r.status.Note,
-		&since, &haltedBy, &r.devices, &sizes, &gated, &r.waiting, &created, &r.version)
+		&since, &haltedBy, &r.devices, &sizes, &gated, &r.waiting, &created, &r.version, &r.planSecret)
 	if err != nil {
 		return record{}, err
 	}

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/hubjobs/hubjobs/jobs"
+	"github.com/hubjobs/hubjobs/hub"
 )
 
 // nextWords says in plain words what happens next to r and when, for the
@@ -35,7 +35,7 @@ func (e *Engine) nextWords(r record, rows []jobRow) string {
 		var last time.Time
 		running := ""
 		for _, j := range rows {
-			if (j.state == jobCreated || j.state == jobCancelling) && jobs.Active(j.status) {
+			if (j.state == jobCreated || j.state == jobCancelling) && j.status.Normalized() == hub.StatusRunning {
 				running = j.id
 				if j.stops.After(last) {
 					last = j.stops

@@ -74,7 +74,7 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 		ln.Close()
 		return err
 	}
-	p, err := newPortal(ctx, cfg, logger, portalOptions{})
+	p, err := newPortal(ctx, cfg, logger, portalOptions{PlanSecret: func() string { return "" }})
 	if err != nil {
 		ln.Close()
 		return err

@@ -172,7 +172,7 @@ func TestDemoRolloutsFitTheRegistry(t *testing.T) {
 				}
 				ids, cont = append(ids, page.DeviceIDs...), page.Continuation
 			}
-			plan, err := rollout.NewPlan(r.rid, ids, r.spec.Waves)
+			plan, err := rollout.NewPlan(r.rid, "", ids, r.spec.Waves)
 			if err != nil {
 				t.Fatal(err)
 			}

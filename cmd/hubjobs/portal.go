@@ -46,6 +46,10 @@ type portalOptions struct {
 	OIDCClient *http.Client
 	// Registry collects the metrics; nil makes a fresh one.
 	Registry *prometheus.Registry
+	// PlanSecret is rollout.EngineConfig.PlanSecret: nil in serve (a
+	// random secret per rollout); the demo keys its seeded rollouts by
+	// their ids alone.
+	PlanSecret func() string
 }
 
 // newPortal wires every component from cfg. It is the only constructor of
@@ -128,7 +132,7 @@ func newPortal(ctx context.Context, cfg *config.Config, logger *slog.Logger, opt
 	late := &lateJobs{}
 	rollouts := handlers.RolloutsConfig{PollInterval: cfg.Rollouts.PollInterval, ApprovalOverDevices: cfg.Rollouts.ApprovalOverDevices}
 	if cfg.Rollouts.Enabled {
-		if p.engine, err = newEngine(ctx, cfg, store, p.outbox, late, budgets, logger, reg); err != nil {
+		if p.engine, err = newEngine(ctx, cfg, store, p.outbox, late, budgets, opts.PlanSecret, logger, reg); err != nil {
 			return nil, err
 		}
 		rollouts.Engine = p.engine
@@ -183,7 +187,7 @@ func newBudgets(cfg *config.Config, clients map[string]*hub.Client) map[string]*
 // takes over at once; PostgreSQL replicas each get their own owner, and
 // one takes over from a dead one when its lease runs out.
 func newEngine(ctx context.Context, cfg *config.Config, store *audit.Store, outbox *notify.Outbox, svc rollout.JobsService,
-	budgets map[string]*hub.Budgeted, logger *slog.Logger, reg prometheus.Registerer) (*rollout.Engine, error) {
+	budgets map[string]*hub.Budgeted, planSecret func() string, logger *slog.Logger, reg prometheus.Registerer) (*rollout.Engine, error) {
 	rstore, err := rollout.OpenStore(ctx, store.DB(), store.Dialect())
 	if err != nil {
 		return nil, err
@@ -201,7 +205,7 @@ func newEngine(ctx context.Context, cfg *config.Config, store *audit.Store, outb
 	engine, err := rollout.NewEngine(rollout.EngineConfig{
 		Store: rstore, Trail: store, Jobs: svc, Hubs: readers, Outbox: outbox,
 		PollInterval: cfg.Rollouts.PollInterval, ApprovalOverDevices: cfg.Rollouts.ApprovalOverDevices,
-		MaxActiveJobs: limits, Owner: owner, Logger: logger.With("component", "rollouts"), Registerer: reg,
+		MaxActiveJobs: limits, Owner: owner, PlanSecret: planSecret, Logger: logger.With("component", "rollouts"), Registerer: reg,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("rollouts: %w", err)
@@ -219,6 +223,10 @@ func (l *lateJobs) Create(ctx context.Context, o jobs.Origin, hubName string, re
 
 func (l *lateJobs) Cancel(ctx context.Context, o jobs.Origin, r jobs.CancelRequest) (jobs.Outcome, error) {
 	return l.svc.Cancel(ctx, o, r)
+}
+
+func (l *lateJobs) Remember(ctx context.Context, hubName string, j *hub.Job, seen time.Time) {
+	l.svc.Remember(ctx, hubName, j, seen)
 }
 
 // Close stops background work and closes the audit store last, after the
