@@ -1,0 +1,58 @@
+package web_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hubjobs/hubjobs/hub/hubsim"
+)
+
+// A rerun of a large job must not read every devices.jobs page: the hub
+// pages at 100 rows and a person's query share allows a burst of about
+// three, so reading them all answered 503 for any job over ~300 devices.
+func TestRerunOfALargeJobPrefillsWithinTheQueryShare(t *testing.T) {
+	cases := []struct {
+		name string
+		hub  hubSpec
+		want string // what the notice says about the failed devices it left out
+	}{
+		// The hub client cannot filter devices.jobs by status, so sparse
+		// failures are read page by page until the share runs out.
+		{name: "few failed", hub: hubSpec{name: "prod", devices: 500, failures: 0.02}, want: "Only the first 300 of its device results could be read"},
+		// Reading stops once the IN-list is full, before the share runs out.
+		{name: "long ids, all failed", hub: hubSpec{name: "prod", registry: failingFleet(500, 100)}, want: "more failed devices were left out: their ids do not fit"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newPortal(t, portalOptions{hubs: []hubSpec{tc.hub}})
+			p.createJob("prod", "job-big", "*", t0)
+			p.clock.Advance(time.Hour)
+			a := p.as(authorU)
+			r := p.get(a, "/hubs/prod/rollouts/new?from_job=job-big&devices=failed")
+			if r.StatusCode != 200 {
+				t.Fatalf("rerun form of a 500-device job = %d, want 200", r.StatusCode)
+			}
+			doc := r.doc(t)
+			cond, notice := doc.Find("#f-condition").Text(), doc.Find("#form-notice").Text()
+			if !strings.HasPrefix(cond, "deviceId IN [") || len(cond) > 8192 {
+				t.Fatalf("condition %.80q (%d chars), want an IN list within the hub's limit", cond, len(cond))
+			}
+			if !strings.Contains(notice, tc.want) {
+				t.Errorf("notice %q, want it to say %q", notice, tc.want)
+			}
+		})
+	}
+}
+
+// failingFleet is n devices with ids of idLen characters that fail every
+// job.
+func failingFleet(n, idLen int) []hubsim.Device {
+	devs := make([]hubsim.Device, n)
+	for i := range devs {
+		id := fmt.Sprintf("dev-%04d-", i)
+		devs[i] = hubsim.Device{DeviceID: id + strings.Repeat("x", idLen-len(id)), Behaviour: hubsim.BehaviourFail}
+	}
+	return devs
+}
