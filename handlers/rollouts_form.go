@@ -6,6 +6,7 @@ import (
 	"errors"
 	"mime"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -300,20 +301,26 @@ const maxRolloutFormBytes = 640 << 10
 
 // rolloutForm reads the posted form from the request BODY only (never the
 // URL's query), each field at most once, into a draft and the rollout id it
-// was rendered with.
+// was rendered with. It parses the raw bytes AuthorAuthorize kept, not
+// r.PostForm: the CSRF check's parse keeps the values before a bad escape
+// and reports no error, so a malformed body would otherwise pass.
 func rolloutForm(c echo.Context) (rollout.Draft, string, error) {
 	unreadable := badRequest("The form could not be read", "Send the form as the page does (URL-encoded).")
 	r := c.Request()
 	if mt, _, err := mime.ParseMediaType(r.Header.Get(echo.HeaderContentType)); err != nil || mt != echo.MIMEApplicationForm {
 		return rollout.Draft{}, "", unreadable
 	}
-	if r.PostForm == nil {
-		r.Body = http.MaxBytesReader(nil, r.Body, maxRolloutFormBytes)
-		if err := r.ParseForm(); err != nil {
-			return rollout.Draft{}, "", unreadable
-		}
+	kept, ok := c.Get(keptBodyKey).(keptBody)
+	if !ok { // mounted without AuthorAuthorize
+		kept = readBody(r.Body, maxRolloutFormBytes)
 	}
-	form := r.PostForm
+	if kept.err != nil {
+		return rollout.Draft{}, "", unreadable
+	}
+	form, err := url.ParseQuery(string(kept.body))
+	if err != nil {
+		return rollout.Draft{}, "", unreadable
+	}
 	for _, field := range append([]string{"rid", "wait_for_slot"}, views.FormFields...) {
 		if len(form[field]) > 1 {
 			return rollout.Draft{}, "", badRequest("The form is ambiguous", "The field \""+field+"\" was sent more than once.")
