@@ -78,3 +78,31 @@ func TestRolloutFormRefusesAnUnparsableBody(t *testing.T) {
 		t.Errorf("%d engine creates from an unparsable body, want none", fake.calls())
 	}
 }
+
+// The plan is asked for only by the fields it depends on, once their value
+// changed and typing paused: each plan spends a COUNT and a page of ids
+// from the person's small query share, so the reason or the payload must
+// not ask for one.
+func TestOnlyPlanFieldsAskForANewPlan(t *testing.T) {
+	p, _ := newRolloutPortal(t)
+	doc := p.get(p.as(authorU), "/hubs/prod/rollouts/new").doc(t)
+	if got := doc.Find("#rollout-form").AttrOr("hx-trigger", ""); got != "load" {
+		t.Errorf("the form asks for a plan on %q, want only on load", got)
+	}
+	for id, want := range map[string]string{
+		"#f-condition": "input changed delay:800ms", "#f-waves": "input changed delay:800ms", "#f-start_at": "input changed delay:800ms",
+		"#f-health_query": "input changed delay:800ms", "#f-scope": "change",
+		"#f-reason": "", "#f-payload": "", "#f-method": "", "#f-type": "",
+	} {
+		field := doc.Find(id)
+		if field.Length() != 1 {
+			t.Fatalf("no %s on the form", id)
+		}
+		if got := field.AttrOr("hx-trigger", ""); got != want {
+			t.Errorf("%s asks for a plan on %q, want %q", id, got, want)
+		}
+		if want != "" && field.AttrOr("hx-post", "") != "/hubs/prod/rollouts/plan" {
+			t.Errorf("%s posts its plan to %q", id, field.AttrOr("hx-post", ""))
+		}
+	}
+}
