@@ -44,7 +44,7 @@ func (h *Handlers) CancelAuthorize(next echo.HandlerFunc) echo.HandlerFunc {
 			allowed = mayCancel(u, hb)
 		}
 		if allowed {
-			keepBody(c)
+			keepBody(c, maxCancelFormBytes)
 			return next(c)
 		}
 		jobID, _ := jobIDParam(c)
@@ -164,23 +164,24 @@ func notCancellable(j *hub.Job) *Problem {
 // the check's lenient parse would have glossed over.
 type keptBody struct {
 	body []byte
-	err  error // reading failed, or the body is over maxCancelFormBytes
+	err  error // reading failed, or the body is over its form's limit
 }
 
 const keptBodyKey = "handlers.cancelBody"
 
-// keepBody reads the request body (bounded) and puts it back for the CSRF
-// check.
-func keepBody(c echo.Context) {
-	kept := readBody(c.Request().Body)
+// keepBody reads the request body (at most limit bytes) and puts it back
+// for the CSRF check, so that the form is later parsed strictly from the
+// raw bytes rather than from what the CSRF check's lenient parse kept.
+func keepBody(c echo.Context, limit int) {
+	kept := readBody(c.Request().Body, limit)
 	c.Request().Body = io.NopCloser(bytes.NewReader(kept.body))
 	c.Set(keptBodyKey, kept)
 }
 
-func readBody(r io.Reader) keptBody {
-	body, err := io.ReadAll(io.LimitReader(r, maxCancelFormBytes+1))
-	if err == nil && len(body) > maxCancelFormBytes {
-		err = errors.New("cancel form over its size limit")
+func readBody(r io.Reader, limit int) keptBody {
+	body, err := io.ReadAll(io.LimitReader(r, int64(limit)+1))
+	if err == nil && len(body) > limit {
+		err = errors.New("form over its size limit")
 	}
 	return keptBody{body, err}
 }
@@ -197,7 +198,7 @@ func cancelForm(c echo.Context, id string) (reason, confirm string, err error) {
 	}
 	kept, ok := c.Get(keptBodyKey).(keptBody)
 	if !ok { // mounted without CancelAuthorize
-		kept = readBody(c.Request().Body)
+		kept = readBody(c.Request().Body, maxCancelFormBytes)
 	}
 	if kept.err != nil {
 		return "", "", unreadable

@@ -103,6 +103,15 @@ func describe(err error) *Problem {
 	case errors.Is(err, rollout.ErrSelfApproval):
 		return &Problem{Status: http.StatusForbidden, Title: "You cannot approve your own rollout",
 			Detail: "A wave that needs an approval must be approved by someone other than the rollout's author. No role lifts this rule."}
+	case errors.Is(err, rollout.ErrUnknownApprover):
+		return &Problem{Status: http.StatusForbidden, Title: "Your approval could not be recorded",
+			Detail: "An approval is recorded under the name of the person who gives it, and your sign-in does not say who you are. Sign out, sign in again and retry."}
+	case errors.Is(err, rollout.ErrStale):
+		return &Problem{Status: http.StatusConflict, Title: "The rollout changed while you acted",
+			Detail: "It moved on while your request was being recorded, and nothing was changed. Reload the rollout page and try again."}
+	case errors.Is(err, rollout.ErrIDTaken):
+		return &Problem{Status: http.StatusConflict, Title: "That rollout id is already taken",
+			Detail: "Another hub already has a rollout with this id, and nothing was created. Reload the New job form for a fresh id and submit again."}
 	case errors.Is(err, rollout.ErrInvalidSpec):
 		return &Problem{Status: http.StatusUnprocessableEntity, Title: "The rollout cannot be planned",
 			Detail: strings.TrimPrefix(err.Error(), rollout.ErrInvalidSpec.Error()+": ")}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/hubjobs/hubjobs/audit"
 	"github.com/hubjobs/hubjobs/hub"
+	"github.com/hubjobs/hubjobs/rollout"
 )
 
 // Describe is the one place an error becomes a status: the contract's codes.
@@ -48,6 +49,10 @@ func TestDescribeMapsErrorsToTheContractsStatuses(t *testing.T) {
 		{echo.ErrStatusRequestEntityTooLarge, 413, ""},
 		{context.Canceled, 499, ""},
 		{errors.New("boom"), 500, ""},
+		// The rollout engine's refusals are the person's to act on, not portal bugs.
+		{fmt.Errorf("approve: %w", rollout.ErrUnknownApprover), 403, ""},
+		{fmt.Errorf("rollout abc keeps changing: %w", rollout.ErrStale), 409, ""},
+		{fmt.Errorf("create abc: %w", rollout.ErrIDTaken), 409, ""},
 	} {
 		p := Describe(tc.err)
 		if p.Status != tc.status || p.HubCode != tc.code || p.Title == "" {

@@ -1,9 +1,11 @@
 // Package handlers serves the portal's pages: one file per area (hubs, jobs,
-// job, devices, cancel, audit). It owns the small interfaces it needs from
-// the hub traffic budget and the audit store, converts their values into
-// views' view models next to each handler, and maps every failure to a
-// status and plain words in one place (errors.go). Echo types stay inside
-// this package and web/.
+// job, devices, cancel, audit, rollouts — the "New job" form, its plan and
+// the rollout pages — and notifications). It owns the small interfaces it
+// needs from the hub traffic budget, the audit store, the rollout engine
+// and the notification outbox, converts their values into views' view
+// models next to each handler, and maps every failure to a status and
+// plain words in one place (errors.go). Echo types stay inside this
+// package and web/.
 package handlers
 
 import (

@@ -62,10 +62,12 @@ func (n *NotificationPages) List(c echo.Context) error {
 }
 
 // SendTest serves POST /notifications/test: it queues a test event to the
-// webhook named in the form and sends the browser to the page that
-// follows it. The page never waits for the receiver.
+// webhook named in the form (the POST body only, never the URL's query)
+// and sends the browser to the page that follows it. The page never waits
+// for the receiver. It is not audited: the trail has no action for the
+// portal's own settings, and the outbox keeps the test delivery.
 func (n *NotificationPages) SendTest(c echo.Context) error {
-	id, err := n.outbox.SendTest(c.Request().Context(), c.FormValue("webhook"))
+	id, err := n.outbox.SendTest(c.Request().Context(), c.Request().PostFormValue("webhook"))
 	if errors.Is(err, notify.ErrUnknownWebhook) {
 		return badRequest("No such webhook", "Pick a webhook from the list on the notifications page.")
 	}

@@ -103,6 +103,9 @@ func TestSendTestQueuesAndTheDeliveryIsFollowed(t *testing.T) {
 			status: http.StatusOK, contains: "Test event queued to ops"},
 		{name: "unknown webhook", method: http.MethodPost, target: "/notifications/test", form: url.Values{"webhook": {"nope"}},
 			status: http.StatusBadRequest},
+		// The webhook is read from the POST body only: one named in the URL sends nothing.
+		{name: "webhook in the URL only", method: http.MethodPost, target: "/notifications/test?webhook=ops", form: url.Values{},
+			status: http.StatusBadRequest},
 		{name: "malformed delivery id", method: http.MethodGet, target: "/notifications?test=../x", status: http.StatusBadRequest},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

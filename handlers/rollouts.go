@@ -88,6 +88,9 @@ func (h *Handlers) AuthorAuthorize(next echo.HandlerFunc) echo.HandlerFunc {
 		u, _ := auth.UserFrom(c.Request().Context())
 		hb, err := h.hubParam(c)
 		if u != nil && u.Can(auth.RoleAuthor) && (err != nil || mayAuthor(u, hb)) {
+			if c.Request().Method == http.MethodPost {
+				keepBody(c, maxRolloutFormBytes) // rolloutForm parses these bytes strictly
+			}
 			return next(c) // an unknown hub gets its 400/404 from the handler
 		}
 		return h.deny(c, u, "", "creating needs the author role on this hub", "You may not create jobs here",
@@ -105,7 +108,7 @@ func (h *Handlers) HaltAuthorize(next echo.HandlerFunc) echo.HandlerFunc {
 		switch {
 		case u == nil:
 		case err != nil && u.Can(auth.RoleOperator), err == nil && mayHalt(u, hb, h.authoredUnstarted(c, u, hb)):
-			keepBody(c) // the reason is read from the body the CSRF check parses
+			keepBody(c, maxCancelFormBytes) // the reason is read from the body the CSRF check parses
 			return next(c)
 		}
 		rid, _ := rolloutIDParam(c)
@@ -121,7 +124,7 @@ func (h *Handlers) ApproveAuthorize(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		u, _ := auth.UserFrom(c.Request().Context())
 		if u != nil && u.Can(auth.RoleApprover) {
-			keepBody(c)
+			keepBody(c, maxCancelFormBytes)
 			return next(c)
 		}
 		rid, _ := rolloutIDParam(c)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"mime"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -17,11 +18,6 @@ import (
 	"github.com/hubjobs/hubjobs/rollout"
 	"github.com/hubjobs/hubjobs/views"
 )
-
-// failedReadLimit bounds the devices.jobs rows read to find a job's failed
-// devices (as the CSV export does): far more failed devices than fit in
-// one hub condition anyway.
-const failedReadLimit = deviceExportLimit
 
 // NewRollout serves GET /hubs/{hub}/rollouts/new: the "New job" form,
 // blank, a copy of a job (?from_job=), a rerun on that job's failed devices
@@ -84,13 +80,25 @@ func (h *Handlers) fromJob(c echo.Context, hb *Hub, id, devices string) (rollout
 	if err != nil {
 		return rollout.Draft{}, "", "", err
 	}
-	cond, why := inCondition(failed)
+	cond, why := inCondition(failed.ids)
+	if why != "" && failed.unread {
+		why = "the query budget ran out after " + views.Count(failed.read) + " of its device results, and no failed device was among them. Try again in a minute, or write the condition yourself."
+	}
 	if why != "" {
 		d.Condition = ""
 		return d, "Job " + id + ": " + why, "error", nil
 	}
 	d.Condition = cond
-	return d, "Rerun of job " + id + " on the " + views.Count(len(failed)) + " " + plural(len(failed), "device", "devices") + " that failed in it.", "info", nil
+	n := len(failed.ids)
+	notice = "Rerun of job " + id + " on the " + views.Count(n) + " " + plural(n, "device", "devices") + " that failed in it."
+	switch {
+	case failed.leftOut > 0:
+		return d, notice + " At least " + views.Count(failed.leftOut) + " more failed devices were left out: their ids do not fit in one hub condition (" +
+			views.Count(rollout.MaxCondition) + " characters). Rerun again after this one, or target them with a condition on their tags.", "error", nil
+	case failed.unread:
+		return d, notice + " Only the first " + views.Count(failed.read) + " of its device results could be read before the query budget ran out: failed devices after them were left out.", "error", nil
+	}
+	return d, notice, "info", nil
 }
 
 // readJob is the job from the hub, else from the portal's snapshot
@@ -114,24 +122,54 @@ func (h *Handlers) readJob(ctx context.Context, hb *Hub, id string) (*hub.Job, b
 	return &j, true, nil
 }
 
-// failedDevices reads every page of the job's devices.jobs (bounded by
-// failedReadLimit) and keeps the ids that failed.
-func (h *Handlers) failedDevices(ctx context.Context, hb *Hub, id string) ([]string, error) {
-	var failed []string
-	token, read := "", 0
+// failedList is what failedDevices found: the ids that fit in one hub
+// condition, how many more failed devices it saw that did not (leftOut),
+// and whether the query budget stopped it before the last page (unread,
+// after read rows).
+type failedList struct {
+	ids     []string
+	leftOut int
+	read    int
+	unread  bool
+}
+
+// failedDevices pages through the job's devices.jobs rows and keeps the
+// ids that failed. The hub client has no status filter for devices.jobs
+// (its query is fixed to the job id), so every row comes back; reading
+// stops as soon as the IN-list would pass the hub's condition limit, since
+// more ids cannot be used, and when the person's query share runs out
+// after the first page, so that a large job yields what fits rather than
+// a 503.
+func (h *Handlers) failedDevices(ctx context.Context, hb *Hub, id string) (failedList, error) {
+	var out failedList
+	length := len("deviceId IN []")
+	token := ""
 	for {
 		fresh, err := hb.Jobs.QueryDeviceJobs(ctx, id, hub.PageOptions{PageSize: deviceFetchSize, Continuation: token})
+		if errors.Is(err, hub.ErrThrottled) && out.read > 0 {
+			out.unread = true
+			return out, nil
+		}
 		if err != nil {
-			return nil, err
+			return failedList{}, err
 		}
 		for _, d := range fresh.Value.Devices {
-			if d.Status.Normalized() == hub.DeviceStatusFailed {
-				failed = append(failed, d.DeviceID)
+			if d.Status.Normalized() != hub.DeviceStatusFailed {
+				continue
 			}
+			grown := length + len(hub.QuoteString(d.DeviceID))
+			if len(out.ids) > 0 {
+				grown++ // the comma
+			}
+			if out.leftOut > 0 || grown > rollout.MaxCondition {
+				out.leftOut++
+				continue
+			}
+			out.ids, length = append(out.ids, d.DeviceID), grown
 		}
-		read += len(fresh.Value.Devices)
-		if token = fresh.Value.Continuation; token == "" || read >= failedReadLimit {
-			return failed, nil
+		out.read += len(fresh.Value.Devices)
+		if token = fresh.Value.Continuation; token == "" || out.leftOut > 0 {
+			return out, nil
 		}
 	}
 }
@@ -276,20 +314,26 @@ const maxRolloutFormBytes = 640 << 10
 
 // rolloutForm reads the posted form from the request BODY only (never the
 // URL's query), each field at most once, into a draft and the rollout id it
-// was rendered with.
+// was rendered with. It parses the raw bytes AuthorAuthorize kept, not
+// r.PostForm: the CSRF check's parse keeps the values before a bad escape
+// and reports no error, so a malformed body would otherwise pass.
 func rolloutForm(c echo.Context) (rollout.Draft, string, error) {
 	unreadable := badRequest("The form could not be read", "Send the form as the page does (URL-encoded).")
 	r := c.Request()
 	if mt, _, err := mime.ParseMediaType(r.Header.Get(echo.HeaderContentType)); err != nil || mt != echo.MIMEApplicationForm {
 		return rollout.Draft{}, "", unreadable
 	}
-	if r.PostForm == nil {
-		r.Body = http.MaxBytesReader(nil, r.Body, maxRolloutFormBytes)
-		if err := r.ParseForm(); err != nil {
-			return rollout.Draft{}, "", unreadable
-		}
+	kept, ok := c.Get(keptBodyKey).(keptBody)
+	if !ok { // mounted without AuthorAuthorize
+		kept = readBody(r.Body, maxRolloutFormBytes)
 	}
-	form := r.PostForm
+	if kept.err != nil {
+		return rollout.Draft{}, "", unreadable
+	}
+	form, err := url.ParseQuery(string(kept.body))
+	if err != nil {
+		return rollout.Draft{}, "", unreadable
+	}
 	for _, field := range append([]string{"rid", "wait_for_slot"}, views.FormFields...) {
 		if len(form[field]) > 1 {
 			return rollout.Draft{}, "", badRequest("The form is ambiguous", "The field \""+field+"\" was sent more than once.")

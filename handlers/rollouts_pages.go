@@ -93,9 +93,46 @@ func (h *Handlers) rolloutPage(c echo.Context) (*Hub, views.Rollout, error) {
 func (h *Handlers) HaltRollout(c echo.Context) error {
 	return h.rolloutAction(c, func(eng Rollouts, o jobs.Origin, hb *Hub, rid, reason string) (*rollout.Rollout, *views.Banner, error) {
 		r, err := eng.Halt(c.Request().Context(), o, hb.Name, rid, reason)
-		return r, &views.Banner{Kind: "ok", Title: "Rollout halted",
-			Detail: "Nothing more will be created; its queued and scheduled jobs are cancelled. A job already running runs to its end."}, err
+		if err != nil {
+			return nil, nil, err
+		}
+		return r, haltBanner(r), nil
 	})
+}
+
+// haltBanner says what became of a halted rollout's jobs as the engine
+// returned them. The engine only logs a cancel that failed and retries it
+// on its next poll, so a job still waiting to start is reported as such,
+// never as cancelled.
+func haltBanner(r *rollout.Rollout) *views.Banner {
+	var jobs, waiting, running int
+	for _, w := range r.Waves {
+		for _, j := range w.Jobs {
+			jobs++
+			switch j.State {
+			case "pending", "created", "cancelling", string(hub.StatusEnqueued), string(hub.StatusQueued), string(hub.StatusScheduled), string(hub.StatusUnknown):
+				waiting++
+			case string(hub.StatusRunning):
+				running++
+			}
+		}
+	}
+	detail := "Nothing more will be created."
+	switch {
+	case waiting > 0:
+		detail += " " + views.Count(waiting) + " " + plural(waiting, "job", "jobs") + " of it not yet cancelled: the engine cancels " +
+			plural(waiting, "it", "them") + " on its next poll, before " + plural(waiting, "it starts", "they start") + " if the hub allows."
+	case jobs > running:
+		detail += " Its jobs that had not started are cancelled."
+	}
+	if running > 0 {
+		detail += " The running " + plural(running, "job runs", "jobs run") + " to " + plural(running, "its", "their") + " end."
+	}
+	kind := "ok"
+	if waiting > 0 {
+		kind = "info"
+	}
+	return &views.Banner{Kind: kind, Title: "Rollout halted", Detail: detail}
 }
 
 // ApproveRollout serves POST /hubs/{hub}/rollouts/{rid}/approve, after

@@ -48,6 +48,10 @@ type querier interface {
 // engine step); the caller reads again rather than overwrite.
 var errStale = errors.New("rollout changed meanwhile")
 
+// ErrStale is errStale for the pages: a person's action that kept meeting
+// a changed row gives up with it, and is answered "try again".
+var ErrStale = errStale
+
 // record is one rollouts row.
 type record struct {
 	id, hub  string
