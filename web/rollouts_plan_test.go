@@ -137,7 +137,7 @@ func TestCopyAndRerunPrefillExactlyTheFailedDevices(t *testing.T) {
 
 	copyPage := p.get(a, "/hubs/prod/rollouts/new?from_job=job-src")
 	doc := copyPage.doc(t)
-	for sel, want := range map[string]string{"#f-method": "update", "#f-response_timeout": "45", "#f-connect_timeout": "10", "#f-max_execution": "30m0s", "#f-condition": "*"} {
+	for sel, want := range map[string]string{"#f-method": "update", "#f-response_timeout": "45", "#f-connect_timeout": "10", "#f-max_execution": "30m", "#f-condition": "*"} {
 		if got := doc.Find(sel).AttrOr("value", doc.Find(sel).Text()); got != want {
 			t.Errorf("copy: %s = %q, want %q", sel, got, want)
 		}
