@@ -11,7 +11,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
@@ -216,20 +215,6 @@ func inList(t *testing.T, condition string) []string {
 		ids = append(ids, strings.NewReplacer(`\'`, `'`, `\\`, `\`).Replace(m[1]))
 	}
 	return ids
-}
-
-// hmacOrder is the documented plan order, recomputed from the rollout id
-// alone (rollout/README.md: devices sorted by HMAC-SHA256, key = rollout
-// id, message = device id), as an auditor would.
-func hmacOrder(rid string, ids []string) []string {
-	sum := func(id string) []byte {
-		m := hmac.New(sha256.New, []byte(rid))
-		m.Write([]byte(id))
-		return m.Sum(nil)
-	}
-	out := slices.Clone(ids)
-	slices.SortFunc(out, func(a, b string) int { return bytes.Compare(sum(a), sum(b)) })
-	return out
 }
 
 // rolloutIdP is a dev IdP with the demo users plus "pat", who may both
