@@ -7,7 +7,6 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
-	"regexp"
 	"strconv"
 	"time"
 
@@ -17,6 +16,7 @@ import (
 	"github.com/hubjobs/hubjobs/auth"
 	"github.com/hubjobs/hubjobs/hub"
 	"github.com/hubjobs/hubjobs/jobs"
+	"github.com/hubjobs/hubjobs/rollout"
 	"github.com/hubjobs/hubjobs/views"
 )
 
@@ -299,15 +299,10 @@ func mayCancel(u *auth.User, hb *Hub) bool {
 	return u != nil && u.Can(auth.RoleOperator) && narrowedTo(u, hb.Operators)
 }
 
-// rolloutJobID is the id of a rollout's hub job, hj-{rid}-w{wave}-{part}.
-var rolloutJobID = regexp.MustCompile(`^hj-([a-z0-9]{1,16})-w[1-9][0-9]*-[1-9][0-9]*$`)
-
 // rolloutOfJob is the rollout a hub job belongs to, "" when none.
 func rolloutOfJob(id string) string {
-	if m := rolloutJobID.FindStringSubmatch(id); m != nil {
-		return m[1]
-	}
-	return ""
+	rid, _ := rollout.RolloutOf(id)
+	return rid
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }

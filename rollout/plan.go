@@ -11,11 +11,13 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/hubjobs/hubjobs/hub"
 )
 
 // MaxCondition is IoT Hub's documented limit for a query expression, in
 // characters. A job's queryCondition longer than this is refused.
-const MaxCondition = 8192
+const MaxCondition = hub.MaxQueryLength
 
 // conditionBudget is what the planner lets an IN-list condition grow to. The
 // hub documents 8,192 characters for "query expressions" but not whether a
@@ -86,15 +88,6 @@ func ValidID(rid string) bool {
 func JobID(rid string, wave, part int) string {
 	return "hj-" + rid + "-w" + strconv.Itoa(wave) + "-" + strconv.Itoa(part)
 }
-
-// quote writes s as a string literal of the IoT Hub query language, with
-// the documented backslash escapes. Device ids may contain ' (IoT Hub
-// allows it), and the SQL-style ” doubling is not documented for IoT Hub.
-func quote(s string) string {
-	return "'" + queryEscaper.Replace(s) + "'"
-}
-
-var queryEscaper = strings.NewReplacer(`\`, `\\`, `'`, `\'`)
 
 // Plan is a rollout's frozen delivery plan: every device exactly once, in
 // keyed-hash order, cut into waves, each wave into hub jobs.
@@ -297,7 +290,7 @@ func packIN(devices []string, extra int) [][]string {
 	return groups
 }
 
-// quotedLen is len(quote(id)) without building the string.
+// quotedLen is len(hub.QuoteString(id)) without building the string.
 func quotedLen(id string) int {
 	return len(id) + 2 + strings.Count(id, `'`) + strings.Count(id, `\`)
 }
@@ -310,7 +303,7 @@ func inList(devices []string) string {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		b.WriteString(quote(id))
+		b.WriteString(hub.QuoteString(id))
 	}
 	b.WriteString(inSuffix)
 	return b.String()

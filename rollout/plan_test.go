@@ -21,8 +21,8 @@ func TestQuote(t *testing.T) {
 		"(a),b=@$%": `'(a),b=@$%'`,
 	}
 	for in, want := range tests {
-		if got := quote(in); got != want {
-			t.Errorf("quote(%q) = %s, want %s", in, got, want)
+		if got := hub.QuoteString(in); got != want {
+			t.Errorf("hub.QuoteString(%q) = %s, want %s", in, got, want)
 		}
 		if quotedLen(in) != len(want) {
 			t.Errorf("quotedLen(%q) = %d, want %d", in, quotedLen(in), len(want))
