@@ -23,10 +23,6 @@ const (
 	// exact device list a plan of several waves is cut from. One query
 	// either way (IoT Hub allows about 20 a minute).
 	planIDsPage = 100
-	// inListBudget is what an IN-list condition may grow to, as the
-	// rollout planner counts it (the hub's limit less the SELECT a job's
-	// condition may be expanded into).
-	inListBudget = rollout.MaxCondition - len("SELECT * FROM devices WHERE ") - len("deviceId IN []")
 	// guidLength is the id length assumed when no sample could be read.
 	guidLength = 36
 )
@@ -128,7 +124,7 @@ func wavePlan(rid string, waves rollout.WaveSpec, count int, ids []string, compl
 	if err != nil || len(sizes) == 0 {
 		return nil, false
 	}
-	perJob := max(1, (inListBudget+1)/(meanLength(ids)+3)) // 'id' plus a comma each
+	perJob := rollout.IDsPerJob(meanLength(ids))
 	pl := &rollout.Plan{RolloutID: rid, Spec: waves, Devices: count}
 	for i, size := range sizes {
 		w := rollout.Wave{Number: i + 1, Size: size}

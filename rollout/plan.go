@@ -290,6 +290,14 @@ func packIN(devices []string, extra int) [][]string {
 	return groups
 }
 
+// IDsPerJob is how many device ids of idLength characters (without quotes
+// or backslashes) one IN-list hub job holds under the planner's budget:
+// what a plan whose device list is not frozen yet estimates its hub jobs
+// from. Each id costs its quotes and a comma.
+func IDsPerJob(idLength int) int {
+	return max(1, (conditionBudget-len(inPrefix)-len(inSuffix)+1)/(idLength+3))
+}
+
 // quotedLen is len(hub.QuoteString(id)) without building the string.
 func quotedLen(id string) int {
 	return len(id) + 2 + strings.Count(id, `'`) + strings.Count(id, `\`)

@@ -337,3 +337,17 @@ func TestPlanSecretKeysTheOrder(t *testing.T) {
 		t.Fatalf("job id %s, want hj-r9-w1-1 whatever the secret", jobs[0].ID)
 	}
 }
+
+// IDsPerJob, the estimate a plan makes before its device list is frozen,
+// is what packing real ids of that length gives.
+func TestIDsPerJobMatchesThePacking(t *testing.T) {
+	for _, length := range []int{8, 36, 128} {
+		ids := make([]string, 2000)
+		for i := range ids {
+			ids[i] = fmt.Sprintf("%0*d", length, i)
+		}
+		if got, want := IDsPerJob(length), len(packIN(ids, 0)[0]); got != want {
+			t.Errorf("IDsPerJob(%d) = %d; packing %d-character ids puts %d in the first job", length, got, length, want)
+		}
+	}
+}
