@@ -264,18 +264,29 @@ func (e *Engine) resolveCreate(ctx context.Context, r record, j *jobRow) error {
 	if !ok {
 		return fmt.Errorf("hub %q is not configured", r.hub)
 	}
-	f, err := reader.GetJob(ctx, j.id)
-	e.metrics.call(r.hub, "get_job", err)
+	f, err := e.readJob(ctx, reader, r.hub, j.id)
 	switch {
 	case errors.Is(err, hub.ErrNotFound):
 		return e.recorded(ctx, j, jobCreating, jobPending, "resolve.recorded")
 	case err != nil || f.Stale:
 		return nil // no fresh answer: next poll
 	}
-	e.jobs.Remember(ctx, r.hub, f.Value, now)
 	e.learn(j, f.Value, now)
 	j.created = now
 	return e.recorded(ctx, j, jobCreating, jobCreated, "resolve.recorded")
+}
+
+// readJob reads one of the engine's jobs through its hub's budget, counts
+// the call, and hands a fresh answer to the jobs service, which keeps the
+// job's snapshot and reports it finishing with failures, as it does for
+// the jobs people look at.
+func (e *Engine) readJob(ctx context.Context, reader HubReader, hubName, id string) (hub.Fresh[*hub.Job], error) {
+	f, err := reader.GetJob(ctx, id)
+	e.metrics.call(hubName, "get_job", err)
+	if err == nil && !f.Stale {
+		e.jobs.Remember(ctx, hubName, f.Value, e.now())
+	}
+	return f, err
 }
 
 // read reads a created job; a terminal status finishes its row.
@@ -284,8 +295,7 @@ func (e *Engine) read(ctx context.Context, r record, j *jobRow) error {
 	if !ok {
 		return fmt.Errorf("hub %q is not configured", r.hub)
 	}
-	f, err := reader.GetJob(ctx, j.id)
-	e.metrics.call(r.hub, "get_job", err)
+	f, err := e.readJob(ctx, reader, r.hub, j.id)
 	now := e.now()
 	switch {
 	case errors.Is(err, hub.ErrNotFound): // the hub forgot it (30 days): over, with the last statistics read
@@ -294,7 +304,6 @@ func (e *Engine) read(ctx context.Context, r record, j *jobRow) error {
 	case err != nil:
 		return nil // budget or hub trouble: the last known state stands until next poll
 	}
-	e.jobs.Remember(ctx, r.hub, f.Value, now)
 	before := *j
 	e.learn(j, f.Value, now)
 	to := jobCreated
@@ -360,11 +369,9 @@ func (e *Engine) settleCreate(ctx context.Context, r record, j *jobRow) error {
 	if !ok {
 		return fmt.Errorf("hub %q is not configured", r.hub)
 	}
-	f, err := reader.GetJob(ctx, j.id)
-	e.metrics.call(r.hub, "get_job", err)
+	f, err := e.readJob(ctx, reader, r.hub, j.id)
 	switch {
 	case err == nil && !f.Stale:
-		e.jobs.Remember(ctx, r.hub, f.Value, now)
 		e.learn(j, f.Value, now)
 		j.created = now
 		if err := e.recorded(ctx, j, jobCreating, jobCreated, "resolve.recorded"); err != nil {
