@@ -160,7 +160,7 @@ func hasTokenAbove(l *rate.Limiter, now time.Time, floor float64) bool {
 // charge spends one token of l for a call that is going to the hub. It is
 // checked with hasTokenAbove first but spent only once the bucket admitted the
 // call too, so a caller is never charged for a call not made; two calls of
-// one caller racing past hasToken may leave l in debt, which that caller
+// one caller racing past hasTokenAbove may leave l in debt, which that caller
 // then waits out, nobody else.
 func charge(l *rate.Limiter, now time.Time) {
 	if l != nil {
